@@ -1,0 +1,1 @@
+"""Revisioned persistence with etcd's data model; knows keys and bytes, never HTTP."""
