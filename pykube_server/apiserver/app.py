@@ -1,0 +1,307 @@
+"""The API server: settings in, a running aiohttp application out.
+
+Request flow: request info -> authentication (middleware) -> authorization -> the generic
+handler for the verb -> the resource's ResourceStore -> storage. Non-resource paths
+(discovery, /version, health) are answered from documents built once at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pykube_server.api import errors
+from pykube_server.apiserver import authn, authz, reviews
+from pykube_server.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery, wants_aggregated
+from pykube_server.apiserver.handlers import read, watch, write
+from pykube_server.apiserver.handlers.common import Call, make_call, raw_response
+from pykube_server.apiserver.requestinfo import RequestInfo, parse_request_info
+from pykube_server.registry.kinds import strategy_for
+from pykube_server.registry.resources import RESOURCES, preferred_versions
+from pykube_server.registry.spec import ResourceSpec
+from pykube_server.registry.store import ResourceStore
+from pykube_server.storage.backend import Backend
+from pykube_server.storage.cacher import Cacher
+from pykube_server.storage.compactor import run_compactor
+from pykube_server.storage.factory import open_backend
+from pykube_server.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_TEXT = "the server could not find the requested resource"
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_url: str = "memory://"
+    """Where objects live: memory://, sqlite:///path/file.db."""
+    kubernetes_version: str = "1.33"
+    """The emulated Kubernetes release (major.minor) reported by /version."""
+    server_address: str = "127.0.0.1:6443"
+    """Advertised in legacy discovery's serverAddressByClientCIDRs."""
+    token_auth_file: str = ""
+    """kube-apiserver's --token-auth-file CSV (token,user,uid,"groups")."""
+    compaction_retention_seconds: float = 300.0
+    """How long watch history is kept (older resourceVersions get 410 Expired)."""
+    compaction_interval_seconds: float = 60.0
+    kubernetes_service_ip: str = "127.96.0.1"
+    """The ClusterIP of the `kubernetes` Service (first address of the service range)."""
+    secure_port: int = 6443
+    authenticate: bool = True
+    """False only for in-process tests that talk plain HTTP."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def version_info(release: str) -> dict[str, str]:
+    major, minor = release.split(".")[:2]
+    return {
+        "major": major, "minor": minor,
+        "emulationMajor": major, "emulationMinor": minor,
+        "minCompatibilityMajor": major, "minCompatibilityMinor": str(max(int(minor) - 1, 0)),
+        "gitVersion": f"v{major}.{minor}.0+pykube", "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0",
+        "compiler": "gc", "platform": "linux/amd64",
+    }
+
+
+class APIServer:
+    """Owns the storage, the watch cache and one ResourceStore per served resource."""
+
+    def __init__(self, settings: Settings, backend: Backend) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.specs: dict[tuple[str, str, str], ResourceSpec] = {}
+        self.stores: dict[tuple[str, str, str], ResourceStore] = {}
+        strategies = {}
+        roots: dict[str, Any] = {}
+        for spec in RESOURCES:
+            self.specs[(spec.group, spec.version, spec.plural)] = spec
+            if spec.persisted:
+                root = self.root_of(spec)
+                strategy = strategy_for(spec)
+                strategies[spec] = strategy
+                roots.setdefault(root, strategy)
+        self.cacher = Cacher(backend, roots=roots, field_indexer=lambda root, obj: roots[root].selectable_fields(obj))
+        store = Store(backend, self.cacher)
+        namespaces_root = self.root_of(self.specs[("", "v1", "namespaces")])
+        for spec, strategy in strategies.items():
+            self.stores[(spec.group, spec.version, spec.plural)] = ResourceStore(
+                spec, strategy, store, self.cacher, namespaces_root, root=self.root_of(spec))
+        self.discovery = Discovery(RESOURCES, preferred_versions(), settings.server_address)
+        self.version = orjson.dumps(version_info(settings.kubernetes_version))
+        self.authorizer: authz.Authorizer = authz.AlwaysAllow()
+        self.token_sources: list[authn.TokenSource] = []
+
+    @staticmethod
+    def root_of(spec: ResourceSpec) -> str:
+        # Kinds that share storage with another version need conversion between their
+        # schemas; until that exists each keeps its own keys (see docs/api-coverage.md).
+        if spec.storage_resource and spec.storage_group != spec.group:
+            return f"/registry/{spec.group}/{spec.plural}"
+        return spec.key_root
+
+    def store_for(self, group: str, version: str, plural: str) -> ResourceStore:
+        return self.stores[(group, version, plural)]
+
+    async def run(self) -> None:
+        """Follow storage (watch cache) and compact history until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.cacher.run())
+            tg.create_task(run_compactor(self.backend, retention_seconds=self.settings.compaction_retention_seconds,
+                                         interval_seconds=self.settings.compaction_interval_seconds))
+            await self.cacher.wait_ready()
+            await bootstrap(self)
+            self.bootstrapped.set()
+
+    bootstrapped: asyncio.Event
+
+    # -- dispatch -----------------------------------------------------------------------
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        info = parse_request_info(request.method, request.path, dict(request.query))
+        if not info.resource_request:
+            return await self.non_resource(request, info)
+        spec = self.specs.get((info.group, info.version, info.resource))
+        if spec is None:
+            raise errors.NotFound(NOT_FOUND_TEXT, details={})
+        await self.authorize(request, info)
+        if info.subresource and spec.subresource(info.subresource) is None:
+            raise errors.NotFound(NOT_FOUND_TEXT, details={})
+        if not spec.persisted:
+            return await reviews.handle(self, request, info, spec)
+        verbs = spec.subresource(info.subresource).verbs if info.subresource else spec.verbs  # type: ignore[union-attr]
+        if info.verb not in verbs and not (info.verb == "watch" and "watch" in spec.verbs):
+            raise errors.MethodNotAllowed(
+                f"the server does not allow this method on the requested resource",
+                details={"group": spec.group, "kind": spec.plural} if spec.group else {"kind": spec.plural})
+        call = make_call(request, info, spec, self.stores[(spec.group, spec.version, spec.plural)])
+        handler = HANDLERS.get((info.verb, info.subresource if info.subresource in ("scale",) else ""))
+        if handler is None or (info.subresource and info.subresource not in ("status", "scale")):
+            raise errors.NotFound(NOT_FOUND_TEXT, details={})
+        return await handler(call)
+
+    async def authorize(self, request: web.Request, info: RequestInfo) -> None:
+        user = request.get(authn.USER) or authn.ANONYMOUS
+        attributes = authz.RequestAttributes(
+            user=user, verb=info.verb, namespace=info.namespace, api_group=info.group, api_version=info.version,
+            resource=info.resource, subresource=info.subresource, name=info.name, path=info.path,
+            resource_request=info.resource_request)
+        decision, reason = await self.authorizer.authorize(attributes)
+        if decision != authz.Decision.ALLOW:
+            raise authz.forbidden(attributes, reason)
+
+    async def non_resource(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        accept = request.headers.get("Accept", "")
+        if path in ("/api", "/apis"):
+            version = wants_aggregated(accept)
+            if version:
+                docs = self.discovery.aggregated_core if path == "/api" else self.discovery.aggregated_apis
+                resp = raw_response(docs[version])
+                resp.headers["Content-Type"] = AGGREGATED_V2 if version == "v2" else AGGREGATED_V2BETA1
+                resp.headers["Vary"] = "Accept"
+                return resp
+            return raw_response(self.discovery.api_versions if path == "/api" else self.discovery.group_list)
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            body = self.discovery.resource_lists.get(parts[1])
+            if body is not None:
+                return raw_response(body)
+        if parts[0] == "apis" and len(parts) == 2 and parts[1] in self.discovery.groups:
+            return raw_response(self.discovery.groups[parts[1]])
+        if parts[0] == "apis" and len(parts) == 3:
+            body = self.discovery.resource_lists.get(f"{parts[1]}/{parts[2]}")
+            if body is not None:
+                return raw_response(body)
+        if path == "/version":
+            return raw_response(self.version)
+        if parts[0] in ("healthz", "livez", "readyz"):
+            return self.health(request, parts)
+        if parts[0] in ("api", "apis"):
+            raise errors.NotFound(NOT_FOUND_TEXT, details={})
+        return web.Response(status=404, text="404 page not found\n")
+
+    def health(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        checks = ["ping", "log", "etcd", "poststarthook/start-apiextensions-informers", "poststarthook/bootstrap-controller"]
+        ready = self.cacher.ready and self.bootstrapped.is_set()
+        if parts[0] == "readyz":
+            checks.append("informer-sync")
+        ok = ready or parts[0] == "livez"
+        if len(parts) > 1:
+            name = "/".join(parts[1:])
+            if name not in checks:
+                return web.Response(status=404, text="404 page not found\n")
+            return web.Response(status=200 if ok or name == "ping" else 500, text="ok" if ok or name == "ping" else "not ready")
+        if "verbose" in request.query:
+            lines = [f"[+]{c} ok" if ok else f"[-]{c} failed: reason withheld" for c in checks]
+            lines.append(f"{parts[0]} check passed" if ok else f"{parts[0]} check failed")
+            return web.Response(status=200 if ok else 500, text="\n".join(lines) + "\n")
+        return web.Response(status=200 if ok else 500, text="ok" if ok else f"{parts[0]} check failed")
+
+
+HANDLERS: dict[tuple[str, str], Callable[[Call], Awaitable[web.StreamResponse]]] = {
+    ("get", ""): read.get,
+    ("list", ""): read.list_,
+    ("watch", ""): watch.watch,
+    ("create", ""): write.create,
+    ("update", ""): write.update,
+    ("patch", ""): write.patch,
+    ("delete", ""): write.delete,
+    ("deletecollection", ""): write.delete_collection,
+    ("get", "scale"): write.get_scale,
+    ("update", "scale"): write.update,
+    ("patch", "scale"): write.patch,
+}
+
+
+async def bootstrap(server: APIServer) -> None:
+    """First-start objects: the four namespaces and the `kubernetes` Service."""
+    namespaces = server.store_for("", "v1", "namespaces")
+    for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        try:
+            await namespaces.create("", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        except errors.AlreadyExists:
+            pass
+    services = server.store_for("", "v1", "services")
+    service = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": server.settings.kubernetes_service_ip,
+                 "clusterIPs": [server.settings.kubernetes_service_ip],
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": server.settings.secure_port}],
+                 "sessionAffinity": "None"},
+    }
+    try:
+        await services.create("default", service)
+    except errors.AlreadyExists:
+        pass
+
+
+@web.middleware
+async def status_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """The one place an error becomes a `Status` body."""
+    try:
+        return await handler(request)
+    except errors.StatusError as exc:
+        body = orjson.dumps(exc.status())
+        resp = web.Response(status=exc.code, body=body, content_type="application/json")
+        retry = (exc.details or {}).get("retryAfterSeconds")
+        if retry:
+            resp.headers["Retry-After"] = str(retry)
+        return resp
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:
+        log.exception("internal error serving %s %s", request.method, request.path)
+        err = errors.InternalError(f"Internal error occurred: {exc}", details={"causes": [{"message": str(exc)}]})
+        return web.Response(status=500, body=orjson.dumps(err.status()), content_type="application/json")
+
+
+async def make_app(settings: Settings, *, backend: Backend | None = None) -> web.Application:
+    """An aiohttp app serving the API; storage opens and closes with the app."""
+    middlewares: list[Any] = [status_middleware]
+    tokens = [authn.TokenAuthenticator.load(settings.token_auth_file)] if settings.token_auth_file else []
+    if settings.authenticate:
+        middlewares.insert(0, authn.authentication_middleware(authn.Authenticator(tokens=tokens)))
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
+    app[SERVER] = None  # type: ignore[assignment]
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        store_backend = backend if backend is not None else await open_backend(settings.storage_url)
+        server = APIServer(settings, store_backend)
+        server.bootstrapped = asyncio.Event()
+        server.token_sources = list(tokens)
+        app[SERVER] = server
+        task = asyncio.create_task(server.run(), name="apiserver-run")
+        ready = asyncio.create_task(server.bootstrapped.wait())
+        done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            ready.cancel()
+            task.result()
+        yield
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+        if backend is None:
+            await store_backend.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await app[SERVER].dispatch(request)
+
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+SERVER: web.AppKey[APIServer] = web.AppKey("server", APIServer)

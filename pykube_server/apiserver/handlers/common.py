@@ -1,0 +1,77 @@
+"""What every resource handler needs: the resolved resource, query parsing, responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pykube_server.api import errors
+from pykube_server.apiserver.negotiation import Output, choose_output, encode
+from pykube_server.apiserver.requestinfo import RequestInfo
+from pykube_server.registry.spec import ResourceSpec
+from pykube_server.registry.store import ResourceStore
+
+
+@dataclass(slots=True)
+class Call:
+    """One resource request, resolved."""
+
+    request: web.Request
+    info: RequestInfo
+    spec: ResourceSpec
+    store: ResourceStore
+    output: Output
+
+    @property
+    def namespace(self) -> str:
+        return self.info.namespace if self.spec.namespaced else ""
+
+    def query(self, name: str, default: str = "") -> str:
+        return self.request.query.get(name, default)
+
+    def int_query(self, name: str, default: int = 0) -> int:
+        value = self.request.query.get(name)
+        if value in (None, ""):
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise errors.BadRequest(f'invalid value "{value}" for {name}') from None
+
+    def bool_query(self, name: str) -> bool | None:
+        value = self.request.query.get(name)
+        if value is None:
+            return None
+        return value.lower() in ("true", "1")
+
+    @property
+    def dry_run(self) -> bool:
+        values = self.request.query.getall("dryRun", [])
+        for v in values:
+            if v != "All":
+                raise errors.BadRequest(f'Invalid dryRun: "{v}": supported values: "All"')
+        return bool(values)
+
+
+def make_call(request: web.Request, info: RequestInfo, spec: ResourceSpec, store: ResourceStore) -> Call:
+    return Call(request, info, spec, store, choose_output(request.headers.get("Accept", "")))
+
+
+def respond(call: Call, value: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    body, content_type = encode(value, call.output)
+    return raw_response(body, content_type, status, warnings)
+
+
+def raw_response(body: bytes, content_type: str = "application/json", status: int = 200,
+                 warnings: list[str] | None = None) -> web.Response:
+    resp = web.Response(body=body, status=status, content_type=content_type)
+    for w in warnings or ():
+        resp.headers.add("Warning", '299 - ' + orjson.dumps(w).decode())
+    return resp
+
+
+def success_status(details: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}

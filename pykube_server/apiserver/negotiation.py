@@ -1,0 +1,130 @@
+"""Content negotiation: what a request body is, and what form the answer takes.
+
+Bodies: JSON (also when no Content-Type is sent, as the Python client does), YAML, and
+Kubernetes protobuf (kubectl's typed clients send nothing else). Answers: JSON, YAML, a
+`meta.k8s.io` Table, or PartialObjectMetadata, picked from the Accept header in order, the
+way kube-apiserver's negotiation does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+
+from pykube_server.api import errors
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+JSON = "application/json"
+YAML = "application/yaml"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaType:
+    type: str
+    params: dict[str, str]
+
+    @property
+    def as_(self) -> str:
+        return self.params.get("as", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What the client asked to get back."""
+
+    format: str
+    """json, yaml, table, or metadata (PartialObjectMetadata)."""
+    version: str = "v1"
+    """meta.k8s.io version for table/metadata outputs."""
+
+
+def parse_media_types(header: str) -> list[MediaType]:
+    out = []
+    for item in header.split(","):
+        pieces = [p.strip() for p in item.split(";")]
+        if not pieces[0]:
+            continue
+        params = {}
+        for p in pieces[1:]:
+            k, _, v = p.partition("=")
+            params[k.strip()] = v.strip()
+        out.append(MediaType(pieces[0].lower(), params))
+    return out
+
+
+def choose_output(accept: str) -> Output:
+    if not accept:
+        return Output("json")
+    for media in parse_media_types(accept):
+        if media.type in (JSON, "*/*", "application/*") or media.type == PROTOBUF:
+            if media.as_ in ("Table",) and media.params.get("g") == "meta.k8s.io":
+                return Output("table", media.params.get("v", "v1"))
+            if media.as_ in ("PartialObjectMetadata", "PartialObjectMetadataList") and media.params.get("g") == "meta.k8s.io":
+                return Output("metadata", media.params.get("v", "v1"))
+            if media.as_:
+                continue
+            if media.type == PROTOBUF:
+                continue  # we only answer in JSON; a later alternative will match
+            return Output("json")
+        if media.type in (YAML, "application/yaml", "text/yaml"):
+            return Output("yaml")
+    for media in parse_media_types(accept):
+        if media.type == PROTOBUF:
+            raise errors.NotAcceptable(
+                "only the following media types are accepted: application/json, application/yaml"
+            )
+    raise errors.NotAcceptable("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+
+
+def content_type_of(header: str | None) -> str:
+    if not header:
+        return JSON
+    return header.split(";")[0].strip().lower()
+
+
+def _decode_json(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise errors.BadRequest(f"couldn't get version/kind; json parse error: {exc}") from None
+
+
+def decode_body(data: bytes, content_type: str) -> Any:
+    """Body bytes -> JSON value. Raises BadRequest / UnsupportedMediaType."""
+    if len(data) > MAX_BODY_BYTES:
+        raise errors.RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY_BYTES}")
+    if content_type in (JSON, "application/json-patch+json", "application/merge-patch+json",
+                        "application/strategic-merge-patch+json", "text/plain", "*/*"):
+        return _decode_json(data)
+    if content_type in (YAML, "application/apply-patch+yaml", "text/yaml", "application/x-yaml"):
+        try:
+            return yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise errors.BadRequest(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None
+    if content_type == PROTOBUF:
+        from pykube_server.apiserver.protobuf import ProtobufError, decode_body as decode_protobuf
+
+        try:
+            return decode_protobuf(data)
+        except ProtobufError as exc:
+            raise errors.BadRequest(f"failed to decode protobuf body: {exc}") from None
+    raise errors.UnsupportedMediaType(
+        f'the body of the request was in an unknown format - accepted media types include: '
+        f'application/json, application/yaml, application/vnd.kubernetes.protobuf'
+    )
+
+
+def encode(value: Any, output: Output) -> tuple[bytes, str]:
+    if output.format == "yaml":
+        return yaml.safe_dump(orjson.loads(orjson.dumps(value)), sort_keys=False).encode(), YAML
+    return orjson.dumps(value), JSON

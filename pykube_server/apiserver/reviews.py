@@ -1,0 +1,95 @@
+"""Kinds that are never stored: access reviews and identity reviews.
+
+They answer a question about the request itself (who am I, may I), computed from the
+authenticated user and the authorizer, and echo the request with a `status`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from pykube_server.api import errors
+from pykube_server.apiserver import authn, authz
+from pykube_server.apiserver.handlers.common import raw_response
+from pykube_server.apiserver.negotiation import content_type_of, decode_body
+from pykube_server.apiserver.requestinfo import RequestInfo
+from pykube_server.registry.spec import ResourceSpec
+
+if TYPE_CHECKING:
+    from pykube_server.apiserver.app import APIServer
+
+import orjson
+
+Obj = dict[str, Any]
+
+
+async def _body(request: web.Request, spec: ResourceSpec) -> Obj:
+    body = decode_body(await request.read(), content_type_of(request.headers.get("Content-Type")))
+    if not isinstance(body, dict):
+        raise errors.BadRequest(f"the object provided is unrecognized (must be of type {spec.kind})")
+    body["apiVersion"], body["kind"] = spec.api_version, spec.kind
+    body.setdefault("metadata", {})
+    body["metadata"].pop("creationTimestamp", None) if body["metadata"].get("creationTimestamp") is None else None
+    return body
+
+
+def _attributes(user: authn.UserInfo, spec: Obj, namespace: str) -> authz.RequestAttributes:
+    res = spec.get("resourceAttributes")
+    if res:
+        return authz.RequestAttributes(user=user, verb=res.get("verb", ""), namespace=res.get("namespace", namespace),
+                                       api_group=res.get("group", ""), api_version=res.get("version", ""),
+                                       resource=res.get("resource", ""), subresource=res.get("subresource", ""),
+                                       name=res.get("name", ""), resource_request=True)
+    non = spec.get("nonResourceAttributes") or {}
+    return authz.RequestAttributes(user=user, verb=non.get("verb", ""), path=non.get("path", ""))
+
+
+def _user_from_spec(spec: Obj) -> authn.UserInfo:
+    return authn.UserInfo(username=spec.get("user", ""), uid=spec.get("uid", ""), groups=tuple(spec.get("groups") or ()),
+                          extra={k: tuple(v) for k, v in (spec.get("extra") or {}).items()})
+
+
+async def handle(server: APIServer, request: web.Request, info: RequestInfo, spec: ResourceSpec) -> web.StreamResponse:
+    if info.verb != "create" or info.subresource:
+        raise errors.MethodNotAllowed("the server does not allow this method on the requested resource",
+                                      details={"group": spec.group, "kind": spec.plural} if spec.group else {"kind": spec.plural})
+    user = request.get(authn.USER) or authn.ANONYMOUS
+    body = await _body(request, spec)
+    review_spec = body.get("spec") or {}
+    if spec.kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview"):
+        subject = user if spec.kind == "SelfSubjectAccessReview" else _user_from_spec(review_spec)
+        decision, reason = await server.authorizer.authorize(_attributes(subject, review_spec, info.namespace))
+        status: Obj = {"allowed": decision == authz.Decision.ALLOW}
+        if decision == authz.Decision.DENY:
+            status["denied"] = True
+        if reason:
+            status["reason"] = reason
+        body["status"] = status
+    elif spec.kind == "SelfSubjectRulesReview":
+        decision, _ = await server.authorizer.authorize(authz.RequestAttributes(
+            user=user, verb="*", namespace=review_spec.get("namespace", ""), api_group="*", resource="*", resource_request=True))
+        allowed = decision == authz.Decision.ALLOW
+        body["status"] = {
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}] if allowed else [],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}] if allowed else [],
+            "incomplete": False,
+        }
+    elif spec.kind == "SelfSubjectReview":
+        body["status"] = {"userInfo": user.to_status()}
+    elif spec.kind == "TokenReview":
+        body["status"] = await _token_review(server, review_spec)
+    else:
+        raise errors.NotFound("the server could not find the requested resource", details={})
+    return raw_response(orjson.dumps(body), status=201)
+
+
+async def _token_review(server: APIServer, spec: Obj) -> Obj:
+    token = spec.get("token", "")
+    for source in server.token_sources:
+        found = await source.authenticate_token(token)
+        if found is not None:
+            return {"authenticated": True, "user": authn.with_authenticated_group(found).to_status(),
+                    "audiences": spec.get("audiences") or []}
+    return {"authenticated": False, "user": {}, "error": "[invalid bearer token, token lookup failed]"}

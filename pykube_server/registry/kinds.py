@@ -1,0 +1,208 @@
+"""Strategies for the kinds that need more than the generic one, and the table binding them.
+
+Each entry is small on purpose: defaults, selectable fields and the few validations the API
+core needs. A kind that grows past ~150 lines moves to its own module under registry/<group>/.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pykube_server.api.fields import FieldError, Path, required
+from pykube_server.registry.spec import ResourceSpec
+from pykube_server.registry.strategy import Strategy, meta_field
+from pykube_server.registry.validation import is_dns1123_label
+
+Obj = dict[str, Any]
+
+
+def _image_pull_policy(image: str) -> str:
+    name = image.rsplit("/", 1)[-1]
+    if "@" in name:
+        return "IfNotPresent"
+    tag = name.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _default_container(c: Obj) -> None:
+    c.setdefault("resources", {})
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    if "image" in c:
+        c.setdefault("imagePullPolicy", _image_pull_policy(c["image"]))
+    for port in c.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+
+
+def default_pod_spec(spec: Obj) -> None:
+    """The defaults kube-apiserver fills into every pod spec (also inside templates)."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        _default_container(c)
+
+
+def qos_class(spec: Obj) -> str:
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    requests_any = limits_all = False
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if req or lim:
+            requests_any = True
+        for name in ("cpu", "memory"):
+            if name not in lim or req.get(name, lim.get(name)) != lim.get(name):
+                guaranteed = False
+        limits_all = limits_all or bool(lim)
+    if not requests_any:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+class PodStrategy(Strategy):
+    selectable = {
+        "spec.nodeName": meta_field("spec", "nodeName"),
+        "spec.restartPolicy": meta_field("spec", "restartPolicy"),
+        "spec.schedulerName": meta_field("spec", "schedulerName"),
+        "spec.serviceAccountName": meta_field("spec", "serviceAccountName"),
+        "spec.hostNetwork": lambda o: "true" if (o.get("spec") or {}).get("hostNetwork") else "false",
+        "status.phase": meta_field("status", "phase"),
+        "status.podIP": meta_field("status", "podIP"),
+        "status.nominatedNodeName": meta_field("status", "nominatedNodeName"),
+    }
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        default_pod_spec(spec)
+        if spec.get("serviceAccountName"):
+            spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        spec.setdefault("priority", 0)
+        tolerations = spec.setdefault("tolerations", [])
+        keys = {t.get("key") for t in tolerations}
+        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+            if key not in keys:  # the DefaultTolerationSeconds admission plugin
+                tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        errors = super().validate(obj)
+        spec = obj.get("spec") or {}
+        containers = spec.get("containers") or []
+        path = Path("spec").child("containers")
+        if not containers:
+            errors.append(required(path, ""))
+        for i, c in enumerate(containers):
+            name = c.get("name", "")
+            if not name:
+                errors.append(required(path.index(i).child("name"), ""))
+            else:
+                for msg in is_dns1123_label(name):
+                    errors.append(FieldError("Invalid", str(path.index(i).child("name")), name, msg))
+            if not c.get("image"):
+                errors.append(required(path.index(i).child("image"), ""))
+        return errors
+
+
+class NamespaceStrategy(Strategy):
+    initial_status = {"phase": "Active"}
+    selectable = {"status.phase": meta_field("status", "phase")}
+
+    def default(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        if meta.get("name"):
+            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+
+
+class SecretStrategy(Strategy):
+    selectable = {"type": meta_field("type")}
+
+    def default(self, obj: Obj) -> None:
+        obj.setdefault("type", "Opaque")
+
+
+class NodeStrategy(Strategy):
+    selectable = {"spec.unschedulable": lambda o: "true" if (o.get("spec") or {}).get("unschedulable") else "false"}
+
+
+class EventStrategy(Strategy):
+    selectable = {
+        **{f"involvedObject.{f}": meta_field("involvedObject", f)
+           for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+        "reason": meta_field("reason"),
+        "reportingComponent": meta_field("reportingComponent"),
+        "source": lambda o: (o.get("source") or {}).get("component", ""),
+        "type": meta_field("type"),
+    }
+
+
+class ServiceStrategy(Strategy):
+    selectable = {"spec.clusterIP": meta_field("spec", "clusterIP"), "spec.type": meta_field("spec", "type")}
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec["type"] != "ExternalName":
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
+
+
+class ReplicaSetStrategy(Strategy):
+    tracks_generation = True
+    selectable = {"status.replicas": lambda o: str((o.get("status") or {}).get("replicas", 0))}
+
+
+class JobStrategy(Strategy):
+    tracks_generation = True
+    selectable = {"status.successful": lambda o: str((o.get("status") or {}).get("succeeded", 0))}
+
+
+class GenerationStrategy(Strategy):
+    tracks_generation = True
+
+
+class CSRStrategy(Strategy):
+    selectable = {"spec.signerName": meta_field("spec", "signerName")}
+
+
+STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
+    ("", "pods"): PodStrategy,
+    ("", "namespaces"): NamespaceStrategy,
+    ("", "secrets"): SecretStrategy,
+    ("", "nodes"): NodeStrategy,
+    ("", "events"): EventStrategy,
+    ("events.k8s.io", "events"): EventStrategy,
+    ("", "services"): ServiceStrategy,
+    ("", "replicationcontrollers"): GenerationStrategy,
+    ("apps", "replicasets"): ReplicaSetStrategy,
+    ("apps", "deployments"): GenerationStrategy,
+    ("apps", "statefulsets"): GenerationStrategy,
+    ("apps", "daemonsets"): GenerationStrategy,
+    ("batch", "jobs"): JobStrategy,
+    ("batch", "cronjobs"): GenerationStrategy,
+    ("autoscaling", "horizontalpodautoscalers"): GenerationStrategy,
+    ("policy", "poddisruptionbudgets"): GenerationStrategy,
+    ("networking.k8s.io", "networkpolicies"): GenerationStrategy,
+    ("apiextensions.k8s.io", "customresourcedefinitions"): GenerationStrategy,
+    ("certificates.k8s.io", "certificatesigningrequests"): CSRStrategy,
+}
+
+
+def strategy_for(spec: ResourceSpec) -> Strategy:
+    cls = STRATEGIES.get((spec.group, spec.plural), Strategy)
+    return cls(group=spec.group, plural=spec.plural, namespaced=spec.namespaced, has_status=spec.has_status)

@@ -1,0 +1,475 @@
+"""ResourceStore: the one generic REST store, shared by every kind.
+
+It owns the Kubernetes semantics of each verb (uid, resourceVersion, generation,
+creationTimestamp, generateName, preconditions, finalizers and deletionTimestamp, the status
+split, resourceVersion/resourceVersionMatch rules, consistent pagination) and asks the kind's
+Strategy for what differs. It knows nothing of HTTP: it takes dicts and raises
+`api.errors.StatusError`s; storage errors are translated here, naming the resource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from pykube_server.api import errors
+from pykube_server.api.fields import FieldError, invalid
+from pykube_server.api.selectors import SelectorError, parse_field_selector, parse_label_selector
+from pykube_server.registry.spec import ResourceSpec
+from pykube_server.registry.strategy import StatusStrategy, Strategy, now_rfc3339
+from pykube_server.storage.backend import Compacted, KeyExists, KeyNotFound
+from pykube_server.storage.cacher import CachedObject, Cacher, Watcher
+from pykube_server.storage.store import Store
+
+Obj = dict[str, Any]
+Transform = Callable[[Obj | None], Awaitable[Obj]]
+
+TOO_LARGE_RV_WAIT_SECONDS = 3.0
+NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can start "
+    "a new list without the continue parameter, or use the continue value from the response to get "
+    "a consistent list of the subsequent items."
+)
+# Kinds whose PUT may create the object (AllowCreateOnUpdate in their strategies).
+CREATE_ON_UPDATE = {
+    ("", "events"), ("events.k8s.io", "events"), ("", "endpoints"), ("coordination.k8s.io", "leases"),
+    ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "clusterroles"),
+    ("rbac.authorization.k8s.io", "rolebindings"), ("rbac.authorization.k8s.io", "clusterrolebindings"),
+    ("", "limitranges"), ("apiregistration.k8s.io", "apiservices"),
+}
+# Kinds whose DELETE answers with the deleted object rather than a Success Status.
+RETURNS_DELETED_OBJECT = {("", "pods"), ("", "services")}
+
+
+@dataclass(slots=True)
+class ListResult:
+    items: list[CachedObject]
+    resource_version: str
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+@dataclass(slots=True)
+class DeleteResult:
+    obj: Obj
+    deleted: bool
+    """False when the object stays (finalizers, graceful deletion)."""
+
+
+def encode_continue(revision: int, start: str) -> str:
+    body = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
+    return base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        body = orjson.loads(base64.urlsafe_b64decode(padded))
+        if body.get("v") != "meta.k8s.io/v1":
+            raise ValueError
+        return int(body["rv"]), str(body["start"])
+    except Exception as exc:
+        raise errors.BadRequest(f"continue key is not valid: {exc or 'incorrect encoded start resourceVersion (version meta.k8s.io/v1)'}") from exc
+
+
+def parse_rv(value: str, what: str = "resourceVersion") -> int:
+    try:
+        rv = int(value)
+        if rv < 0:
+            raise ValueError
+        return rv
+    except ValueError:
+        raise errors.BadRequest(f'invalid {what} "{value}"') from None
+
+
+class ResourceStore:
+    def __init__(self, spec: ResourceSpec, strategy: Strategy, store: Store, cacher: Cacher, namespaces_root: str,
+                 *, root: str = "") -> None:
+        self.spec = spec
+        self.strategy = strategy
+        self.status_strategy = StatusStrategy(strategy)
+        self.store = store
+        self.cacher = cacher
+        self.root = root or spec.key_root
+        self._namespaces_root = namespaces_root
+
+    # -- keys and errors ----------------------------------------------------------------
+    def key(self, namespace: str, name: str) -> str:
+        return f"{self.root}/{namespace}/{name}" if self.spec.namespaced else f"{self.root}/{name}"
+
+    def not_found(self, name: str) -> errors.NotFound:
+        return errors.NotFound.resource(self.spec.plural, self.spec.group, name)
+
+    def conflict(self, name: str, detail: str = "") -> errors.Conflict:
+        return errors.Conflict.resource(self.spec.plural, self.spec.group, name, detail)
+
+    def invalid(self, name: str, errs: list[FieldError]) -> errors.Invalid:
+        return errors.Invalid.from_errors(self.spec.kind, self.spec.group, name, errs)
+
+    # -- selectors ----------------------------------------------------------------------
+    def matcher(self, label_selector: str, field_selector: str) -> Callable[[CachedObject], bool]:
+        try:
+            labels = parse_label_selector(label_selector or "")
+            fields = parse_field_selector(field_selector or "")
+        except SelectorError as exc:
+            raise errors.BadRequest(str(exc)) from exc
+        supported = self.strategy.supported_fields()
+        for req in fields.requirements:
+            if req.field not in supported:
+                raise errors.BadRequest(
+                    f'field label not supported: {req.field}'
+                )
+        if labels.empty and fields.empty:
+            return lambda obj: True
+        if fields.empty:
+            return lambda obj: labels.matches(obj.labels)
+
+        def match(obj: CachedObject) -> bool:
+            values = {"metadata.name": obj.name, "metadata.namespace": obj.namespace, **obj.fields}
+            return labels.matches(obj.labels) and fields.matches(values)
+
+        return match
+
+    # -- reads --------------------------------------------------------------------------
+    async def _wait_not_older_than(self, rv: int) -> None:
+        try:
+            async with asyncio.timeout(TOO_LARGE_RV_WAIT_SECONDS):
+                await self.cacher.wait_for_revision(rv)
+        except TimeoutError:
+            raise errors.Timeout(
+                f"Too large resource version: {rv}, current: {self.cacher.revision}",
+                details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                         "retryAfterSeconds": 1},
+            ) from None
+
+    async def get(self, namespace: str, name: str, *, resource_version: str = "") -> CachedObject:
+        if resource_version == "":
+            await self.cacher.wait_fresh()
+        elif resource_version != "0":
+            await self._wait_not_older_than(parse_rv(resource_version))
+        obj = self.cacher.resource(self.root).objects.get(self.key(namespace, name))
+        if obj is None:
+            raise self.not_found(name)
+        return obj
+
+    async def list(
+        self,
+        namespace: str,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        continue_token: str = "",
+        resource_version: str = "",
+        resource_version_match: str = "",
+    ) -> ListResult:
+        matcher = self.matcher(label_selector, field_selector)
+        prefix = f"{self.root}/{namespace}/" if namespace else f"{self.root}/"
+        if continue_token:
+            if resource_version not in ("", "0"):
+                raise errors.BadRequest("specifying resource version is not allowed when using continue")
+            revision, start = decode_continue(continue_token)
+            return await self._list_at(prefix, revision, matcher, limit, after=prefix + start)
+        if resource_version_match and resource_version == "":
+            raise errors.BadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        exact = resource_version_match == "Exact" or (
+            limit > 0 and resource_version not in ("", "0") and not resource_version_match
+        )
+        if resource_version_match not in ("", "Exact", "NotOlderThan"):
+            raise errors.BadRequest(f'resourceVersionMatch "{resource_version_match}" is not supported')
+        if exact:
+            if resource_version == "0":
+                raise errors.BadRequest('resourceVersionMatch "Exact" is forbidden for resourceVersion "0"')
+            revision = parse_rv(resource_version)
+            await self._wait_not_older_than(revision)
+            if revision != self.cacher.revision:
+                return await self._list_at(prefix, revision, matcher, limit, after="")
+        elif resource_version == "":
+            await self.cacher.wait_fresh()
+        elif resource_version != "0":
+            await self._wait_not_older_than(parse_rv(resource_version))
+        return self._list_cached(prefix, matcher, limit)
+
+    def _list_cached(self, prefix: str, matcher: Callable[[CachedObject], bool], limit: int) -> ListResult:
+        res = self.cacher.resource(self.root)
+        revision = self.cacher.revision
+        keys = res.sorted_keys()
+        objects = res.objects
+        items: list[CachedObject] = []
+        start = _bisect_prefix(keys, prefix)
+        i = start
+        for i in range(start, len(keys)):
+            key = keys[i]
+            if not key.startswith(prefix):
+                break
+            obj = objects[key]
+            if matcher(obj):
+                if limit and len(items) == limit:
+                    remaining = sum(1 for k in keys[i:] if k.startswith(prefix) and matcher(objects[k]))
+                    token = encode_continue(revision, items[-1].key[len(prefix):] + "\x00")
+                    return ListResult(items, str(revision), token, remaining)
+                items.append(obj)
+        return ListResult(items, str(revision))
+
+    async def _list_at(
+        self, prefix: str, revision: int, matcher: Callable[[CachedObject], bool], limit: int, *, after: str
+    ) -> ListResult:
+        """A page as of an older revision, read from the backend's history."""
+        items: list[CachedObject] = []
+        cursor = after
+        try:
+            while True:
+                page = await self.store.backend.scan(prefix, revision=revision, after=cursor, limit=max(limit, 500) if limit else 0)
+                for kv in page.items:
+                    cursor = kv.key
+                    obj = self.cacher.cached_from(self.root, kv)
+                    if not matcher(obj):
+                        continue
+                    if limit and len(items) == limit:
+                        token = encode_continue(revision, items[-1].key[len(prefix):] + "\x00")
+                        return ListResult(items, str(revision), token, None)
+                    items.append(obj)
+                if not page.more or not limit:
+                    return ListResult(items, str(revision))
+        except Compacted:
+            raise errors.Gone(CONTINUE_EXPIRED if after else f"too old resource version: {revision}") from None
+
+    # -- writes -------------------------------------------------------------------------
+    async def _check_namespace(self, namespace: str, name: str) -> None:
+        if not self.spec.namespaced:
+            return
+        ns = self.cacher.resource(self._namespaces_root).objects.get(f"{self._namespaces_root}/{namespace}")
+        if ns is None:
+            raise errors.NotFound.resource("namespaces", "", namespace)
+        if ns.fields.get("status.phase") == "Terminating":
+            raise errors.Forbidden(
+                f'{self._qualified()} "{name}" is forbidden: unable to create new content in namespace {namespace} because it is being terminated',
+                details={"name": name, **({"group": self.spec.group} if self.spec.group else {}), "kind": self.spec.plural,
+                         "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated", "field": "metadata.namespace"}]},
+            )
+
+    def _qualified(self) -> str:
+        return errors.qualified_resource(self.spec.plural, self.spec.group)
+
+    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.BadRequest("metadata must be an object")
+        if self.spec.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(random.choice(NAME_SUFFIX_ALPHABET) for _ in range(5))
+            meta["name"] = f"{meta['generateName']}{suffix}"
+        if meta.get("resourceVersion"):
+            raise errors.InternalError("resourceVersion should not be set on objects to be created")
+        name = meta.get("name", "")
+        for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        meta.pop("generation", None)
+        self.strategy.prepare_for_create(obj)
+        self.strategy.default(obj)
+        errs = self.strategy.validate(obj)
+        if errs:
+            raise self.invalid(name, errs)
+        self.strategy.canonicalize(obj)
+        await self.cacher.wait_fresh()
+        await self._check_namespace(namespace, name)
+        if dry_run:
+            if self.key(namespace, name) in self.cacher.resource(self.root).objects:
+                raise errors.AlreadyExists.resource(self.spec.plural, self.spec.group, name)
+            return obj
+        try:
+            return await self.store.create(self.key(namespace, name), obj)
+        except KeyExists:
+            if meta.get("generateName") and name.startswith(meta["generateName"]):
+                raise errors.AlreadyExists(
+                    f'{self._qualified()} "{name}" already exists, the server was not able to generate a unique name for the object',
+                    details={"name": name, "kind": self.spec.plural},
+                ) from None
+            raise errors.AlreadyExists.resource(self.spec.plural, self.spec.group, name) from None
+
+    async def update(
+        self,
+        namespace: str,
+        name: str,
+        transform: Transform,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+        force_allow_create: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Read-modify-write: `transform(current copy or None)` returns the new body (a PUT
+        returns the request body; a PATCH applies the patch). Returns (object, created)."""
+        key = self.key(namespace, name)
+        status = subresource == "status"
+        created = False
+
+        async def apply(current: Obj | None, revision: int) -> tuple[Obj | None, str]:
+            nonlocal created
+            body = await transform(copy.deepcopy(current) if current is not None else None)
+            meta = body.setdefault("metadata", {})
+            expected = meta.get("resourceVersion") or ""
+            if current is None:
+                allowed = (self.spec.group, self.spec.plural) in CREATE_ON_UPDATE or force_allow_create
+                if not allowed or subresource:
+                    raise self.not_found(name)
+                meta.pop("resourceVersion", None)
+                obj = await self.create(namespace, body, dry_run=True)
+                created = True
+                return obj, "none" if dry_run else "create"
+            if expected and expected != str(revision):
+                raise self.conflict(name)
+            if meta.get("uid") and meta["uid"] != current["metadata"].get("uid"):
+                raise self.conflict(name, f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {current['metadata'].get('uid')}")
+            obj = self._prepare_update(body, current, status=status)
+            if _same(obj, current):
+                return current, "none"
+            meta = obj["metadata"]
+            if meta.get("deletionTimestamp") and not meta.get("finalizers") and meta.get("deletionGracePeriodSeconds") == 0:
+                return obj, "none" if dry_run else "delete"
+            return obj, "none" if dry_run else "update"
+
+        await self.cacher.wait_fresh()
+        try:
+            obj, action = await self.store.guaranteed_update(key, self.root, apply)
+        except KeyNotFound:
+            raise self.not_found(name) from None
+        if created and not dry_run:
+            await self._check_namespace(namespace, name)
+        return obj or {}, created
+
+    def _prepare_update(self, body: Obj, current: Obj, *, status: bool) -> Obj:
+        meta = body["metadata"]
+        old_meta = current["metadata"]
+        if self.spec.namespaced:
+            meta["namespace"] = old_meta.get("namespace")
+        meta["name"] = old_meta["name"]
+        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            if field in old_meta:
+                meta[field] = old_meta[field]
+            else:
+                meta.pop(field, None)
+        meta.pop("selfLink", None)
+        strategy = self.status_strategy if status else self.strategy
+        strategy.prepare_for_update(body, current)
+        if not status:
+            self.strategy.default(body)
+        errs = strategy.validate_update(body, current)
+        if errs:
+            raise self.invalid(old_meta["name"], errs)
+        self.strategy.canonicalize(body)
+        return body
+
+    async def delete(self, namespace: str, name: str, options: Obj, *, dry_run: bool = False) -> DeleteResult:
+        key = self.key(namespace, name)
+        preconditions = options.get("preconditions") or {}
+        grace = options.get("gracePeriodSeconds")
+        outcome = {"deleted": False}
+
+        async def apply(current: Obj | None, revision: int) -> tuple[Obj | None, str]:
+            if current is None:
+                raise self.not_found(name)
+            meta = current["metadata"]
+            if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
+                raise self.conflict(name, f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}")
+            if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != str(revision):
+                raise self.conflict(name, f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, ResourceVersion in object meta: {revision}")
+            graceful = self._graceful_period(current, grace)
+            if meta.get("finalizers") or graceful:
+                if meta.get("deletionTimestamp") and not graceful:
+                    return current, "none"
+                self._mark_deleting(current, graceful)
+                return current, "none" if dry_run else "update"
+            outcome["deleted"] = True
+            return current, "none" if dry_run else "delete"
+
+        await self.cacher.wait_fresh()
+        try:
+            obj, action = await self.store.guaranteed_update(key, self.root, apply)
+        except KeyNotFound:
+            raise self.not_found(name) from None
+        return DeleteResult(obj or {}, outcome["deleted"])
+
+    def _graceful_period(self, current: Obj, requested: int | None) -> int:
+        """Pods bound to a node wait for their kubelet; everything else goes at once."""
+        if self.spec.plural != "pods" or self.spec.group:
+            return 0
+        if not (current.get("spec") or {}).get("nodeName"):
+            return 0
+        if requested is None:
+            requested = (current.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        phase = (current.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            return 0
+        return int(requested)
+
+    def _mark_deleting(self, obj: Obj, grace: int) -> None:
+        meta = obj["metadata"]
+        if self.spec.plural == "namespaces" and not self.spec.group:
+            obj.setdefault("status", {})["phase"] = "Terminating"
+        if not meta.get("deletionTimestamp"):
+            meta["deletionTimestamp"] = now_rfc3339()
+        meta["deletionGracePeriodSeconds"] = grace
+        if self.strategy.tracks_generation:
+            meta["generation"] = meta.get("generation", 1) + 1
+
+    # -- watch --------------------------------------------------------------------------
+    async def watch(
+        self,
+        namespace: str,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        resource_version: str = "",
+        send_initial_events: bool | None = None,
+    ) -> Watcher:
+        """Raises Gone when `resource_version` is older than the kept event window."""
+        matcher = self.matcher(label_selector, field_selector)
+        if send_initial_events:
+            since = None
+            if resource_version not in ("", "0"):
+                await self._wait_not_older_than(parse_rv(resource_version))
+            elif resource_version == "":
+                await self.cacher.wait_fresh()
+        elif resource_version in ("", "0"):
+            if resource_version == "":
+                await self.cacher.wait_fresh()
+            since = None
+        else:
+            since = parse_rv(resource_version)
+        watcher = self.cacher.watch(self.root, namespace=namespace, matcher=matcher, since=since)
+        if watcher is None:
+            res = self.cacher.resource(self.root)
+            raise errors.Gone(f"too old resource version: {since} ({res.window_start + 1})")
+        return watcher
+
+    def stop_watch(self, watcher: Watcher) -> None:
+        self.cacher.stop_watch(self.root, watcher)
+
+
+def _same(obj: Obj, current: Obj) -> bool:
+    """Equal but for the resourceVersion the client sent."""
+    a = dict(obj)
+    a["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    b = dict(current)
+    b["metadata"] = {k: v for k, v in current["metadata"].items() if k != "resourceVersion"}
+    return a == b
+
+
+def _bisect_prefix(keys: list[str], prefix: str) -> int:
+    import bisect
+
+    return bisect.bisect_left(keys, prefix)

@@ -1,0 +1,330 @@
+"""The watch cache: every stored object and a window of recent events, in memory.
+
+Why one cache for all resources: the backend is watched once, from the compacted revision, so
+the cache rebuilds its event window from stored history after a restart (a client resuming a
+watch with a resourceVersion from before the restart loses nothing), and so one number, the
+cache's revision, says how fresh every resource is. A read that must be consistent waits until
+that number reaches the backend's current revision (as kube-apiserver 1.31+ serves consistent
+lists from its cache).
+
+Objects are kept as their encoded JSON (resourceVersion stamped in), with only the labels and
+the selectable fields beside them: lists and watch events are written by joining bytes, never
+by encoding again, and memory stays close to the JSON size.
+
+Watchers get events through a bounded queue: a watcher that falls too far behind is closed
+(its client relists or resumes), so one slow reader never slows writers or other watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from pykube_server.storage.backend import Backend, Event, KeyValue
+
+log = logging.getLogger(__name__)
+
+WATCHER_QUEUE_EVENTS = 4096
+"""Events a watcher may have waiting before it is closed for being too slow."""
+EVENT_WINDOW_PER_RESOURCE = 100_000
+"""Recent events kept per resource for watch resumption (beyond it: 410 Expired)."""
+
+FieldIndexer = Callable[[str, dict], Mapping[str, str]]
+"""(key root, object) -> the object's selectable fields besides metadata.name/namespace."""
+
+
+@dataclass(slots=True, eq=False)
+class CachedObject:
+    key: str
+    raw: bytes
+    """The object's JSON with metadata.resourceVersion set."""
+    revision: int
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    fields: Mapping[str, str]
+
+    def decode(self) -> dict:
+        return orjson.loads(self.raw)
+
+
+@dataclass(slots=True, eq=False)
+class CacheEvent:
+    type: str
+    """ADDED, MODIFIED or DELETED."""
+    revision: int
+    obj: CachedObject
+    prev: CachedObject | None
+
+
+Matcher = Callable[[CachedObject], bool]
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One watch request's view of a resource: initial events first, then live ones."""
+
+    matcher: Matcher
+    namespace_prefix: str
+    initial: deque[tuple[str, CachedObject]] = field(default_factory=deque)
+    queue: asyncio.Queue[tuple[str, CachedObject]] = field(
+        default_factory=lambda: asyncio.Queue(WATCHER_QUEUE_EVENTS)
+    )
+    overflowed: bool = False
+    start_revision: int = 0
+    """The cache revision when the watch began (the initial-events-end bookmark's)."""
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def classify(self, event: CacheEvent) -> str:
+        """The event type this watcher sees ("" = none): an object that starts or stops
+        matching the selector is ADDED or DELETED for it, as in kube-apiserver."""
+        if not event.obj.key.startswith(self.namespace_prefix):
+            return ""
+        before = event.prev is not None and self.matcher(event.prev)
+        if event.type == "DELETED":
+            return "DELETED" if before else ""
+        now = self.matcher(event.obj)
+        if now:
+            return "MODIFIED" if before else "ADDED"
+        return "DELETED" if before else ""
+
+    def offer(self, event: CacheEvent) -> None:
+        if self.overflowed:
+            return
+        kind = self.classify(event)
+        if kind:
+            try:
+                self.queue.put_nowait((kind, event.obj))
+            except asyncio.QueueFull:
+                self.overflowed = True
+            self.wakeup.set()
+
+    def drain(self, max_events: int = 512) -> list[tuple[str, CachedObject]]:
+        """Everything ready now, without waiting (initial events first)."""
+        out: list[tuple[str, CachedObject]] = []
+        while self.initial and len(out) < max_events:
+            out.append(self.initial.popleft())
+        while len(out) < max_events:
+            try:
+                out.append(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        if not self.initial and self.queue.empty():
+            self.wakeup.clear()
+        return out
+
+
+class ResourceCache:
+    """Objects and recent events of one resource (one key root)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.objects: dict[str, CachedObject] = {}
+        self.events: deque[CacheEvent] = deque(maxlen=EVENT_WINDOW_PER_RESOURCE)
+        self.window_start = 0
+        """Events after this revision are all in `events`."""
+        self.watchers: set[Watcher] = set()
+        self._sorted: list[str] | None = None
+
+    def sorted_keys(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self.objects)
+        return self._sorted
+
+    def apply(self, event: CacheEvent) -> None:
+        key = event.obj.key
+        if event.type == "DELETED":
+            if self.objects.pop(key, None) is not None:
+                self._sorted = None
+        else:
+            if key not in self.objects:
+                self._sorted = None
+            self.objects[key] = event.obj
+        if len(self.events) == self.events.maxlen:
+            self.window_start = self.events[0].revision
+        self.events.append(event)
+        for watcher in self.watchers:
+            watcher.offer(event)
+
+    def events_after(self, revision: int) -> list[CacheEvent] | None:
+        """Events with revision > `revision`, or None if the window no longer reaches back."""
+        if revision < self.window_start:
+            return None
+        revisions = _RevisionView(self.events)
+        start = bisect.bisect_right(revisions, revision)
+        return list(itertools.islice(self.events, start, None))
+
+
+class _RevisionView:
+    """A sequence view of event revisions, for bisect over a deque without copying it."""
+
+    def __init__(self, events: deque[CacheEvent]) -> None:
+        self._events = events
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __getitem__(self, i: int) -> int:
+        return self._events[i].revision
+
+
+def split_key(root: str, key: str) -> tuple[str, str]:
+    """`/registry/pods/ns/name` -> ("ns", "name"); cluster-scoped -> ("", "name")."""
+    rest = key[len(root) + 1:]
+    namespace, _, name = rest.rpartition("/")
+    return namespace, name
+
+
+def stamp(value: bytes, revision: int) -> tuple[bytes, dict]:
+    obj = orjson.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return orjson.dumps(obj), obj
+
+
+class Cacher:
+    """Keeps every resource under `prefix` in memory, fed by one backend watch."""
+
+    def __init__(self, backend: Backend, *, roots: Iterable[str], field_indexer: FieldIndexer) -> None:
+        self._backend = backend
+        self._field_indexer = field_indexer
+        self.resources: dict[str, ResourceCache] = {root: ResourceCache(root) for root in roots}
+        self.revision = 0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._ready = asyncio.Event()
+        self.failed: BaseException | None = None
+
+    def resource(self, root: str) -> ResourceCache:
+        return self.resources[root]
+
+    def _root_of(self, key: str) -> str | None:
+        head, _, _ = key.rpartition("/")
+        if head in self.resources:
+            return head
+        head2, _, _ = head.rpartition("/")
+        return head2 if head2 in self.resources else None
+
+    def cached_from(self, root: str, kv: KeyValue) -> CachedObject:
+        """A cache entry for a value read from the backend directly (older revisions)."""
+        return self._cached(root, kv, kv.mod_revision)
+
+    def _cached(self, root: str, kv: KeyValue, revision: int) -> CachedObject:
+        raw, obj = stamp(kv.value, revision)
+        namespace, name = split_key(root, kv.key)
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return CachedObject(kv.key, raw, revision, namespace, name, labels, self._field_indexer(root, obj))
+
+    async def run(self) -> None:
+        """Load the state at the compacted revision, then follow the backend forever."""
+        try:
+            start = int(getattr(self._backend, "compacted_revision", 0) or 0)
+            if start:
+                page = await self._backend.scan("/registry/", revision=start)
+                for kv in page.items:
+                    root = self._root_of(kv.key)
+                    if root is not None:
+                        cached = self._cached(root, kv, kv.mod_revision)
+                        self.resources[root].objects[kv.key] = cached
+            for res in self.resources.values():
+                res.window_start = start
+            self.revision = start
+            current = await self._backend.current_revision()
+            if current <= start:
+                self._ready.set()
+            async for event in self._backend.watch("/registry/", revision=start):
+                self._ingest(event)
+                if not self._ready.is_set() and self.revision >= current:
+                    self._ready.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the server cannot serve without its cache
+            self.failed = exc
+            log.exception("watch cache stopped")
+            for _, _, fut in self._waiters:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise
+
+    def _ingest(self, event: Event) -> None:
+        revision = event.kv.mod_revision
+        root = self._root_of(event.kv.key)
+        if root is not None:
+            res = self.resources[root]
+            prev = res.objects.get(event.kv.key)
+            if event.kind == "delete":
+                if prev is not None:
+                    obj = self._cached(root, event.kv, revision)
+                    res.apply(CacheEvent("DELETED", revision, obj, prev))
+            else:
+                obj = self._cached(root, event.kv, revision)
+                res.apply(CacheEvent("MODIFIED" if prev is not None else "ADDED", revision, obj, prev))
+        self.revision = revision
+        while self._waiters and self._waiters[0][0] <= revision:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_for_revision(self, revision: int) -> None:
+        """Return once every event up to `revision` is in the cache."""
+        if self.failed is not None:
+            raise self.failed
+        if self.revision >= revision:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (revision, next(self._seq), fut))
+        await fut
+
+    async def wait_fresh(self) -> int:
+        """Consistent read: wait until the cache has the backend's latest write."""
+        current = await self._backend.current_revision()
+        await self.wait_for_revision(current)
+        return self.revision
+
+    def watch(
+        self,
+        root: str,
+        *,
+        namespace: str,
+        matcher: Matcher,
+        since: int | None,
+    ) -> Watcher | None:
+        """Register a watcher. `since=None`: synthetic ADDED events for the current state
+        first. Otherwise events after `since`; None is returned if they are no longer kept."""
+        res = self.resources[root]
+        prefix = f"{root}/{namespace}/" if namespace else f"{root}/"
+        watcher = Watcher(matcher, prefix, start_revision=self.revision)
+        if since is None:
+            for key in res.sorted_keys():
+                obj = res.objects[key]
+                if key.startswith(prefix) and matcher(obj):
+                    watcher.initial.append(("ADDED", obj))
+        else:
+            missed = res.events_after(since)
+            if missed is None:
+                return None
+            for event in missed:
+                kind = watcher.classify(event)
+                if kind:
+                    watcher.initial.append((kind, event.obj))
+        res.watchers.add(watcher)
+        if watcher.initial:
+            watcher.wakeup.set()
+        return watcher
+
+    def stop_watch(self, root: str, watcher: Watcher) -> None:
+        self.resources[root].watchers.discard(watcher)
