@@ -16,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from pykube_server.apiserver import certs
-from pykube_server.apiserver.app import Settings, make_app
+from pykube_server.apiserver.app import SERVER, Settings, make_app
 from pykube_server.apiserver.kubeconfig import write_kubeconfig
 
 log = logging.getLogger("pykube")
@@ -91,7 +91,16 @@ async def serve(args: argparse.Namespace) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
-        await runner.cleanup()
+        await shutdown(app, runner)
+
+
+async def shutdown(app: web.Application, runner: web.AppRunner) -> None:
+    """End open watches with their terminating chunk first, so clients resume cleanly."""
+    server = app.get(SERVER)
+    if server is not None:
+        server.cacher.close_all_watchers()
+        await asyncio.sleep(0.1)
+    await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> None:

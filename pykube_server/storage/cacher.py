@@ -79,6 +79,8 @@ class Watcher:
         default_factory=lambda: asyncio.Queue(WATCHER_QUEUE_EVENTS)
     )
     overflowed: bool = False
+    closed: bool = False
+    """Set when the server shuts down: the stream ends cleanly so clients resume elsewhere."""
     start_revision: int = 0
     """The cache revision when the watch began (the initial-events-end bookmark's)."""
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -325,6 +327,12 @@ class Cacher:
         if watcher.initial:
             watcher.wakeup.set()
         return watcher
+
+    def close_all_watchers(self) -> None:
+        for res in self.resources.values():
+            for watcher in res.watchers:
+                watcher.closed = True
+                watcher.wakeup.set()
 
     def stop_watch(self, root: str, watcher: Watcher) -> None:
         self.resources[root].watchers.discard(watcher)

@@ -116,7 +116,7 @@ async def _pump(call: Call, stream: WatchStream, watcher: Watcher, resp: web.Str
         if batch:
             await resp.write(b"".join(stream.event(k, o) for k, o in batch))
             continue
-        if watcher.overflowed:
+        if watcher.overflowed or watcher.closed:
             return
         now = loop.time()
         if now >= deadline:
