@@ -122,12 +122,12 @@ class ResourceStore:
             fields = parse_field_selector(field_selector or "")
         except SelectorError as exc:
             raise errors.BadRequest(str(exc)) from exc
-        supported = self.strategy.supported_fields()
-        for req in fields.requirements:
-            if req.field not in supported:
-                raise errors.BadRequest(
-                    f'field label not supported: {req.field}'
-                )
+        try:
+            supported = self.strategy.supported_fields() if self.strategy.selectable else None
+            aliases = {"spec.host": "spec.nodeName"} if (self.spec.group, self.spec.plural) == ("", "pods") else None
+            fields = fields.validate_fields(supported, aliases=aliases)
+        except SelectorError as exc:
+            raise errors.BadRequest(str(exc)) from exc
         if labels.empty and fields.empty:
             return lambda obj: True
         if fields.empty:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from pykube_server.storage.backend import Backend, Event, KeyValue
+from pykube_server.storage.backend import Backend, Compacted, Event, KeyValue
 
 log = logging.getLogger(__name__)
 
@@ -227,14 +227,7 @@ class Cacher:
     async def run(self) -> None:
         """Load the state at the compacted revision, then follow the backend forever."""
         try:
-            start = int(getattr(self._backend, "compacted_revision", 0) or 0)
-            if start:
-                page = await self._backend.scan("/registry/", revision=start)
-                for kv in page.items:
-                    root = self._root_of(kv.key)
-                    if root is not None:
-                        cached = self._cached(root, kv, kv.mod_revision)
-                        self.resources[root].objects[kv.key] = cached
+            start = await self._load_compacted_state()
             for res in self.resources.values():
                 res.window_start = start
             self.revision = start
@@ -254,6 +247,22 @@ class Cacher:
                 if not fut.done():
                     fut.set_exception(exc)
             raise
+
+    async def _load_compacted_state(self) -> int:
+        """The state at the compacted revision (retried if a compaction lands meanwhile)."""
+        while True:
+            start = int(getattr(self._backend, "compacted_revision", 0) or 0)
+            if not start:
+                return 0
+            try:
+                page = await self._backend.scan("/registry/", revision=start)
+            except Compacted:
+                continue
+            for kv in page.items:
+                root = self._root_of(kv.key)
+                if root is not None:
+                    self.resources[root].objects[kv.key] = self._cached(root, kv, kv.mod_revision)
+            return start
 
     def _ingest(self, event: Event) -> None:
         revision = event.kv.mod_revision

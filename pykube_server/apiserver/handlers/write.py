@@ -126,6 +126,16 @@ def patcher(call: Call, patch: Any, media: str) -> Callable[[Obj], Obj]:
     return lambda doc: apply_strategic_merge_patch(doc, patch, schema)
 
 
+def patch_error(exc: PatchError) -> errors.StatusError:
+    """The answer kube-apiserver gives for a patch that cannot be applied."""
+    if exc.code == 400:
+        return errors.BadRequest(exc.message)
+    if exc.code == 422:
+        return errors.Invalid("the server rejected our request due to an error in our request",
+                              details={"causes": [{"reason": "UnexpectedServerResponse", "message": exc.message}]})
+    return errors.StatusError(exc.message, code=exc.code, reason="")
+
+
 async def patch(call: Call) -> web.StreamResponse:
     media = content_type_of(call.request.headers.get("Content-Type"))
     if media not in PATCH_MEDIA:
@@ -142,7 +152,7 @@ async def patch(call: Call) -> web.StreamResponse:
         try:
             out = apply(doc)
         except PatchError as exc:
-            raise errors.BadRequest(str(exc)) from None
+            raise patch_error(exc) from None
         if not isinstance(out, dict):
             raise errors.BadRequest("the patch produced a non-object document")
         return out
@@ -177,7 +187,10 @@ async def _apply(call: Call, manifest: Any) -> web.StreamResponse:
         if current is None:
             created = True
             return copy.deepcopy(body)
-        merged = apply_strategic_merge_patch(current, body, schema)
+        try:
+            merged = apply_strategic_merge_patch(current, body, schema)
+        except PatchError as exc:
+            raise patch_error(exc) from None
         merged.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
         return merged
 
