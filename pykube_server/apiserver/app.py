@@ -22,6 +22,7 @@ from pykube_server.apiserver import authn, authz, reviews
 from pykube_server.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery, wants_aggregated
 from pykube_server.apiserver.handlers import read, watch, write
 from pykube_server.apiserver.handlers.common import Call, make_call, raw_response
+from pykube_server.apiserver.openapi import OpenAPI, serve_openapi
 from pykube_server.apiserver.requestinfo import RequestInfo, parse_request_info
 from pykube_server.registry.kinds import strategy_for
 from pykube_server.registry.resources import RESOURCES, preferred_versions
@@ -96,6 +97,7 @@ class APIServer:
                 spec, strategy, store, self.cacher, namespaces_root, root=self.root_of(spec))
         self.discovery = Discovery(RESOURCES, preferred_versions(), settings.server_address)
         self.version = orjson.dumps(version_info(settings.kubernetes_version))
+        self.openapi = OpenAPI(RESOURCES, settings.kubernetes_version)
         self.authorizer: authz.Authorizer = authz.AlwaysAllow()
         self.token_sources: list[authn.TokenSource] = []
 
@@ -159,6 +161,8 @@ class APIServer:
     async def non_resource(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         accept = request.headers.get("Accept", "")
+        if path.startswith("/openapi/"):
+            return serve_openapi(self.openapi, request, path)
         if path in ("/api", "/apis"):
             version = wants_aggregated(accept)
             if version:

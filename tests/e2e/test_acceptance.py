@@ -149,3 +149,20 @@ def test_up_stops_cleanly_on_signals(tmp_path: Path, sig: str) -> None:
 
     server = start_server(tmp_path)
     assert server.stop(getattr(signal, sig)) == 0
+
+
+def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    import signal
+
+    server = start_server(tmp_path)
+    try:
+        api = client.CoreV1Api(server.api_client())
+        names = [api.create_namespaced_config_map("default", {"metadata": {"name": f"k{i}"}}).metadata.name
+                 for i in range(20)]
+        server.stop(signal.SIGKILL)
+        server.start()
+        api = client.CoreV1Api(server.api_client())
+        stored = {cm.metadata.name for cm in api.list_namespaced_config_map("default").items}
+        assert set(names) <= stored
+    finally:
+        server.stop()
