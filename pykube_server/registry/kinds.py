@@ -8,41 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pykube_server.api.fields import FieldError, Path, required
+from pykube_server.registry.printers import columns_for
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.strategy import Strategy, meta_field
-from pykube_server.registry.validation import is_dns1123_label
 
 Obj = dict[str, Any]
-
-
-def _image_pull_policy(image: str) -> str:
-    name = image.rsplit("/", 1)[-1]
-    if "@" in name:
-        return "IfNotPresent"
-    tag = name.partition(":")[2]
-    return "Always" if tag in ("", "latest") else "IfNotPresent"
-
-
-def _default_container(c: Obj) -> None:
-    c.setdefault("resources", {})
-    c.setdefault("terminationMessagePath", "/dev/termination-log")
-    c.setdefault("terminationMessagePolicy", "File")
-    if "image" in c:
-        c.setdefault("imagePullPolicy", _image_pull_policy(c["image"]))
-    for port in c.get("ports") or []:
-        port.setdefault("protocol", "TCP")
-
-
-def default_pod_spec(spec: Obj) -> None:
-    """The defaults kube-apiserver fills into every pod spec (also inside templates)."""
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
-        _default_container(c)
 
 
 def qos_class(spec: Obj) -> str:
@@ -80,11 +50,8 @@ class PodStrategy(Strategy):
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
 
     def default(self, obj: Obj) -> None:
+        super().default(obj)  # the scheme defaults; below, what admission plugins add
         spec = obj.setdefault("spec", {})
-        default_pod_spec(spec)
-        if spec.get("serviceAccountName"):
-            spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec.setdefault("enableServiceLinks", True)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         spec.setdefault("priority", 0)
         tolerations = spec.setdefault("tolerations", [])
@@ -93,30 +60,13 @@ class PodStrategy(Strategy):
             if key not in keys:  # the DefaultTolerationSeconds admission plugin
                 tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
 
-    def validate(self, obj: Obj) -> list[FieldError]:
-        errors = super().validate(obj)
-        spec = obj.get("spec") or {}
-        containers = spec.get("containers") or []
-        path = Path("spec").child("containers")
-        if not containers:
-            errors.append(required(path, ""))
-        for i, c in enumerate(containers):
-            name = c.get("name", "")
-            if not name:
-                errors.append(required(path.index(i).child("name"), ""))
-            else:
-                for msg in is_dns1123_label(name):
-                    errors.append(FieldError("Invalid", str(path.index(i).child("name")), name, msg))
-            if not c.get("image"):
-                errors.append(required(path.index(i).child("image"), ""))
-        return errors
-
 
 class NamespaceStrategy(Strategy):
     initial_status = {"phase": "Active"}
     selectable = {"status.phase": meta_field("status", "phase")}
 
     def default(self, obj: Obj) -> None:
+        super().default(obj)
         meta = obj["metadata"]
         if meta.get("name"):
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
@@ -125,9 +75,6 @@ class NamespaceStrategy(Strategy):
 
 class SecretStrategy(Strategy):
     selectable = {"type": meta_field("type")}
-
-    def default(self, obj: Obj) -> None:
-        obj.setdefault("type", "Opaque")
 
 
 class NodeStrategy(Strategy):
@@ -147,19 +94,6 @@ class EventStrategy(Strategy):
 
 class ServiceStrategy(Strategy):
     selectable = {"spec.clusterIP": meta_field("spec", "clusterIP"), "spec.type": meta_field("spec", "type")}
-
-    def default(self, obj: Obj) -> None:
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
-        if spec["type"] != "ExternalName":
-            spec.setdefault("ipFamilyPolicy", "SingleStack")
-            spec.setdefault("ipFamilies", ["IPv4"])
-            spec.setdefault("internalTrafficPolicy", "Cluster")
-        for port in spec.get("ports") or []:
-            port.setdefault("protocol", "TCP")
-            if "port" in port:
-                port.setdefault("targetPort", port["port"])
 
 
 class ReplicaSetStrategy(Strategy):
@@ -205,4 +139,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
 
 def strategy_for(spec: ResourceSpec) -> Strategy:
     cls = STRATEGIES.get((spec.group, spec.plural), Strategy)
-    return cls(group=spec.group, plural=spec.plural, namespaced=spec.namespaced, has_status=spec.has_status)
+    strategy = cls(group=spec.group, plural=spec.plural, namespaced=spec.namespaced, has_status=spec.has_status)
+    strategy.version, strategy.kind = spec.version, spec.kind
+    strategy.columns = columns_for(spec.group, spec.plural)
+    return strategy

@@ -23,6 +23,7 @@ import orjson
 from pykube_server.api import errors
 from pykube_server.api.fields import FieldError, invalid
 from pykube_server.api.selectors import SelectorError, parse_field_selector, parse_label_selector
+from pykube_server.registry.managedfields import ManagedHook
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.strategy import StatusStrategy, Strategy, now_rfc3339
 from pykube_server.storage.backend import Compacted, KeyExists, KeyNotFound
@@ -34,11 +35,17 @@ Transform = Callable[[Obj | None], Awaitable[Obj]]
 
 TOO_LARGE_RV_WAIT_SECONDS = 3.0
 NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# kube-apiserver's texts for history that compaction removed (storage/etcd3 errors).
 CONTINUE_EXPIRED = (
-    "The provided continue parameter is too old to display a consistent list result. You can start "
-    "a new list without the continue parameter, or use the continue value from the response to get "
-    "a consistent list of the subsequent items."
+    "The provided continue parameter is too old to display a consistent list result. You can start a new "
+    "list without the continue parameter, or use the continue token in this response to retrieve the "
+    "remainder of the results. Continuing with the provided token results in an inconsistent list - objects "
+    "that were created, modified, or deleted between the time the first chunk was returned and now may show "
+    "up in the list."
 )
+LIST_EXPIRED = "The resourceVersion for the provided list is too old."
+LATEST = -1
+"""A continue token's revision meaning "go on at the newest state" (offered after compaction)."""
 # Kinds whose PUT may create the object (AllowCreateOnUpdate in their strategies).
 CREATE_ON_UPDATE = {
     ("", "events"), ("events.k8s.io", "events"), ("", "endpoints"), ("coordination.k8s.io", "leases"),
@@ -68,6 +75,19 @@ class DeleteResult:
 def encode_continue(revision: int, start: str) -> str:
     body = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
     return base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
+class ExpiredContinue(errors.Gone):
+    """410 Expired whose Status carries a token to continue, inconsistently, at the newest state."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(CONTINUE_EXPIRED)
+        self.token = token
+
+    def status(self) -> dict[str, Any]:
+        body = super().status()
+        body["metadata"] = {"continue": self.token}
+        return body
 
 
 def decode_continue(token: str) -> tuple[int, str]:
@@ -129,7 +149,7 @@ class ResourceStore:
         except SelectorError as exc:
             raise errors.BadRequest(str(exc)) from exc
         if labels.empty and fields.empty:
-            return lambda obj: True
+            return match_all
         if fields.empty:
             return lambda obj: labels.matches(obj.labels)
 
@@ -178,6 +198,10 @@ class ResourceStore:
             if resource_version not in ("", "0"):
                 raise errors.BadRequest("specifying resource version is not allowed when using continue")
             revision, start = decode_continue(continue_token)
+            if revision == LATEST:
+                revision = await self.store.backend.current_revision()
+            elif revision <= 0:
+                raise errors.BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
             return await self._list_at(prefix, revision, matcher, limit, after=prefix + start)
         if resource_version_match and resource_version == "":
             raise errors.BadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
@@ -214,7 +238,8 @@ class ResourceStore:
             obj = objects[key]
             if matcher(obj):
                 if limit and len(items) == limit:
-                    remaining = sum(1 for k in keys[i:] if k.startswith(prefix) and matcher(objects[k]))
+                    # Like kube-apiserver: the count is only known (and sent) without selectors.
+                    remaining = _count_prefix(keys, i, prefix) if matcher is match_all else None
                     token = encode_continue(revision, items[-1].key[len(prefix):] + "\x00")
                     return ListResult(items, str(revision), token, remaining)
                 items.append(obj)
@@ -235,13 +260,19 @@ class ResourceStore:
                     if not matcher(obj):
                         continue
                     if limit and len(items) == limit:
+                        remaining = None
+                        if matcher is match_all:
+                            rest = await self.store.backend.scan(prefix, revision=revision, after=items[-1].key)
+                            remaining = len(rest.items)
                         token = encode_continue(revision, items[-1].key[len(prefix):] + "\x00")
-                        return ListResult(items, str(revision), token, None)
+                        return ListResult(items, str(revision), token, remaining)
                     items.append(obj)
                 if not page.more or not limit:
                     return ListResult(items, str(revision))
         except Compacted:
-            raise errors.Gone(CONTINUE_EXPIRED if after else f"too old resource version: {revision}") from None
+            if after:
+                raise ExpiredContinue(encode_continue(LATEST, after[len(prefix):])) from None
+            raise errors.Gone(LIST_EXPIRED) from None
 
     # -- writes -------------------------------------------------------------------------
     async def _check_namespace(self, namespace: str, name: str) -> None:
@@ -260,7 +291,8 @@ class ResourceStore:
     def _qualified(self) -> str:
         return errors.qualified_resource(self.spec.plural, self.spec.group)
 
-    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
+    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False, managed: ManagedHook | None = None) -> Obj:
+        """`managed(None, obj)` records managedFields once the object is final (None: untracked)."""
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise errors.BadRequest("metadata must be an object")
@@ -285,6 +317,8 @@ class ResourceStore:
         if errs:
             raise self.invalid(name, errs)
         self.strategy.canonicalize(obj)
+        if managed is not None:
+            managed(None, obj)
         await self.cacher.wait_fresh()
         await self._check_namespace(namespace, name)
         if dry_run:
@@ -310,9 +344,12 @@ class ResourceStore:
         subresource: str = "",
         dry_run: bool = False,
         force_allow_create: bool = False,
+        managed: ManagedHook | None = None,
     ) -> tuple[Obj, bool]:
         """Read-modify-write: `transform(current copy or None)` returns the new body (a PUT
-        returns the request body; a PATCH applies the patch). Returns (object, created)."""
+        returns the request body; a PATCH applies the patch). Returns (object, created).
+        `managed(current, new)` records managedFields on the prepared object, before the no-op
+        check, so a write that changes nothing keeps its resourceVersion."""
         key = self.key(namespace, name)
         status = subresource == "status"
         created = False
@@ -327,7 +364,7 @@ class ResourceStore:
                 if not allowed or subresource:
                     raise self.not_found(name)
                 meta.pop("resourceVersion", None)
-                obj = await self.create(namespace, body, dry_run=True)
+                obj = await self.create(namespace, body, dry_run=True, managed=managed)
                 created = True
                 return obj, "none" if dry_run else "create"
             if expected and expected != str(revision):
@@ -335,10 +372,12 @@ class ResourceStore:
             if meta.get("uid") and meta["uid"] != current["metadata"].get("uid"):
                 raise self.conflict(name, f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {current['metadata'].get('uid')}")
             obj = self._prepare_update(body, current, status=status)
+            if managed is not None:
+                managed(current, obj)
             if _same(obj, current):
                 return current, "none"
             meta = obj["metadata"]
-            if meta.get("deletionTimestamp") and not meta.get("finalizers") and meta.get("deletionGracePeriodSeconds") == 0:
+            if meta.get("deletionTimestamp") and not self._finalizers(obj) and meta.get("deletionGracePeriodSeconds") == 0:
                 return obj, "none" if dry_run else "delete"
             return obj, "none" if dry_run else "update"
 
@@ -354,6 +393,8 @@ class ResourceStore:
     def _prepare_update(self, body: Obj, current: Obj, *, status: bool) -> Obj:
         meta = body["metadata"]
         old_meta = current["metadata"]
+        if meta.get("name") and meta["name"] != old_meta["name"]:  # a patch may try to rename
+            raise self.invalid(meta["name"], [invalid("metadata.name", meta["name"], "field is immutable")])
         if self.spec.namespaced:
             meta["namespace"] = old_meta.get("namespace")
         meta["name"] = old_meta["name"]
@@ -388,7 +429,7 @@ class ResourceStore:
             if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != str(revision):
                 raise self.conflict(name, f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, ResourceVersion in object meta: {revision}")
             graceful = self._graceful_period(current, grace)
-            if meta.get("finalizers") or graceful:
+            if self._finalizers(current) or graceful:
                 if meta.get("deletionTimestamp") and not graceful:
                     return current, "none"
                 self._mark_deleting(current, graceful)
@@ -402,6 +443,14 @@ class ResourceStore:
         except KeyNotFound:
             raise self.not_found(name) from None
         return DeleteResult(obj or {}, outcome["deleted"])
+
+    def _finalizers(self, obj: Obj) -> list[str]:
+        """What still holds the object: metadata.finalizers, and for a namespace also
+        spec.finalizers (`kubernetes`, removed by the namespace controller through /finalize)."""
+        held = list(obj["metadata"].get("finalizers") or [])
+        if self.spec.plural == "namespaces" and not self.spec.group:
+            held += (obj.get("spec") or {}).get("finalizers") or []
+        return held
 
     def _graceful_period(self, current: Obj, requested: int | None) -> int:
         """Pods bound to a node wait for their kubelet; everything else goes at once."""
@@ -450,10 +499,16 @@ class ResourceStore:
             since = None
         else:
             since = parse_rv(resource_version)
+        # The oldest revision a watch can resume after: the cache's event window, and nothing
+        # older than the store's compaction (kube: "too old resource version: RV (oldest-1)").
+        floor = max(self.cacher.resource(self.root).window_start,
+                    int(getattr(self.store.backend, "compacted_revision", 0) or 0) - 1)
+        if since is not None and since < floor:
+            raise errors.Gone(f"too old resource version: {since} ({floor})")
         watcher = self.cacher.watch(self.root, namespace=namespace, matcher=matcher, since=since)
         if watcher is None:
             res = self.cacher.resource(self.root)
-            raise errors.Gone(f"too old resource version: {since} ({res.window_start + 1})")
+            raise errors.Gone(f"too old resource version: {since} ({res.window_start})")
         return watcher
 
     def stop_watch(self, watcher: Watcher) -> None:
@@ -467,6 +522,18 @@ def _same(obj: Obj, current: Obj) -> bool:
     b = dict(current)
     b["metadata"] = {k: v for k, v in current["metadata"].items() if k != "resourceVersion"}
     return a == b
+
+
+def match_all(obj: CachedObject) -> bool:
+    """The matcher of a list without selectors."""
+    return True
+
+
+def _count_prefix(keys: list[str], start: int, prefix: str) -> int:
+    """How many keys from `start` on share `prefix` (keys are sorted)."""
+    import bisect
+
+    return bisect.bisect_left(keys, prefix + "\U0010ffff", lo=start) - start
 
 
 def _bisect_prefix(keys: list[str], prefix: str) -> int:

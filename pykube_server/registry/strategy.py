@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pykube_server.api.fields import FieldError
+from pykube_server.registry.defaults import default_object
+from pykube_server.registry.kind_validation import validate_changes, validate_object
 from pykube_server.registry.validation import name_rule_for, validate_object_meta
 
 Obj = dict[str, Any]
@@ -102,6 +104,10 @@ class Strategy:
     """The status a new object starts with when the kind has a status subresource."""
     selectable: Mapping[str, Callable[[Obj], str]] = {}
     """Kind-specific field selector fields (metadata.name/namespace are always there)."""
+    version: str = ""
+    kind: str = ""
+    """Set by `kinds.strategy_for`; with them the base hooks apply the kind's scheme defaults
+    (`registry.defaults`) and validation (`registry.kind_validation`)."""
 
     def __init__(self, *, group: str, plural: str, namespaced: bool, has_status: bool) -> None:
         self.group = group
@@ -119,9 +125,12 @@ class Strategy:
 
     def default(self, obj: Obj) -> None:
         """Fill defaulted fields; runs on create and update."""
+        if self.kind:
+            default_object(self.group, self.version, self.kind, obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        return validate_object_meta(obj, namespaced=self.namespaced, name_rule=self._name_rule)
+        errs = validate_object_meta(obj, namespaced=self.namespaced, name_rule=self._name_rule)
+        return errs + validate_object(self.group, self.version, self.kind, obj) if self.kind else errs
 
     def canonicalize(self, obj: Obj) -> None:
         """Normalise after validation (e.g. sort a list that has no meaning in its order)."""
@@ -140,7 +149,8 @@ class Strategy:
             obj["metadata"]["generation"] = generation
 
     def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
-        return self.validate(obj)
+        errs = self.validate(obj)
+        return errs + validate_changes(self.group, self.version, self.kind, obj, old) if self.kind else errs
 
     # -- fields -----------------------------------------------------------------------------
     def selectable_fields(self, obj: Obj) -> dict[str, str]:

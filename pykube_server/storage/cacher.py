@@ -22,6 +22,8 @@ import bisect
 import heapq
 import itertools
 import logging
+import sys
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -185,6 +187,40 @@ def split_key(root: str, key: str) -> tuple[str, str]:
     return namespace, name
 
 
+class _SharedMap(dict):  # type: ignore[type-arg]
+    """A labels or selectable-fields mapping shared by every cached object with equal contents
+    (a weak reference target, so the pool forgets it with the last object). Never mutated."""
+
+    __slots__ = ("__weakref__",)
+
+
+_EMPTY: Mapping[str, str] = _SharedMap()
+
+
+class _MapPool:
+    """Deduplicates small str -> str mappings: most objects of a kind have the same selectable
+    field values (and pods of one workload the same labels), so sharing them keeps the cache
+    close to the objects' JSON size."""
+
+    def __init__(self) -> None:
+        self._pool: weakref.WeakValueDictionary[tuple[tuple[str, str], ...], _SharedMap] = weakref.WeakValueDictionary()
+
+    def share(self, mapping: Mapping[str, str]) -> Mapping[str, str]:
+        if not isinstance(mapping, dict):
+            return mapping
+        if not mapping:
+            return _EMPTY
+        try:
+            items = tuple(mapping.items())
+            shared = self._pool.get(items)
+        except TypeError:  # an unhashable value: keep a private copy
+            return dict(mapping)
+        if shared is None:
+            shared = _SharedMap(mapping)
+            self._pool[items] = shared
+        return shared
+
+
 def stamp(value: bytes, revision: int) -> tuple[bytes, dict]:
     obj = orjson.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
@@ -203,6 +239,7 @@ class Cacher:
         self._seq = itertools.count()
         self._ready = asyncio.Event()
         self.failed: BaseException | None = None
+        self._maps = _MapPool()
 
     def resource(self, root: str) -> ResourceCache:
         return self.resources[root]
@@ -222,7 +259,9 @@ class Cacher:
         raw, obj = stamp(kv.value, revision)
         namespace, name = split_key(root, kv.key)
         labels = (obj.get("metadata") or {}).get("labels") or {}
-        return CachedObject(kv.key, raw, revision, namespace, name, labels, self._field_indexer(root, obj))
+        maps = self._maps
+        return CachedObject(kv.key, raw, revision, sys.intern(namespace), name, maps.share(labels),
+                            maps.share(self._field_indexer(root, obj)))
 
     async def run(self) -> None:
         """Load the state at the compacted revision, then follow the backend forever."""

@@ -38,7 +38,6 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -446,8 +445,11 @@ class SQLiteBackend:
         behind = self._revision - cursor
         if behind > len(self._buffer):
             return None
-        start = len(self._buffer) - behind
-        chunk = list(itertools.islice(self._buffer, start, start + WATCH_CHUNK_REVISIONS))
+        buffer = self._buffer
+        start = len(buffer) - behind
+        # Index from the end: a live watcher is a few events behind, and a deque is indexed
+        # in O(distance from the nearer end), where islice would walk the whole buffer.
+        chunk = [buffer[i] for i in range(start, min(len(buffer), start + WATCH_CHUNK_REVISIONS))]
         return [e for e in chunk if e.kv.key.startswith(prefix)], cursor + len(chunk)
 
     async def _from_table(self, prefix: str, cursor: int) -> tuple[list[Event], int]:

@@ -8,6 +8,7 @@ strategy hooks. A failing request changes nothing.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,9 +24,11 @@ from pykube_server.api.patch import (
 from pykube_server.api.selectors import selector_from_object
 from pykube_server.apiserver.handlers.common import Call, respond, success_status
 from pykube_server.apiserver.negotiation import content_type_of, decode_body
+from pykube_server.registry import managedfields
 from pykube_server.registry.fieldcheck import unknown_fields
 from pykube_server.registry.patch_schema import schema_for_kind
 from pykube_server.registry.store import RETURNS_DELETED_OBJECT
+from pykube_server.registry.strategy import now_rfc3339
 
 Obj = dict[str, Any]
 PATCH_MEDIA = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml",
@@ -67,10 +70,12 @@ def check_object(call: Call, body: Any) -> tuple[Obj, list[str]]:
 
 
 def field_validation(call: Call, body: Obj) -> list[str]:
+    """Unknown fields: Strict refuses them, Warn names them in warnings, Ignore says nothing.
+    Unless refused they are dropped, as decoding into kube's typed structs drops them."""
     mode = call.query("fieldValidation", "Warn")
     if mode not in ("Ignore", "Warn", "Strict"):
         raise errors.BadRequest(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{mode}"')
-    if mode == "Ignore" or call.info.subresource == "scale":
+    if call.info.subresource == "scale":
         return []
     unknown = unknown_fields(body, call.spec.definition)
     if not unknown:
@@ -81,13 +86,35 @@ def field_validation(call: Call, body: Obj) -> list[str]:
         raise errors.BadRequest(
             f'{call.spec.kind} in version "{version}" cannot be handled as a {call.spec.kind}: strict decoding error: '
             + ", ".join(texts))
-    return texts
+    for path in unknown:
+        _drop_path(body, path)
+    return [] if mode == "Ignore" else texts
+
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _drop_path(obj: Any, path: str) -> None:
+    """Remove the field at a kube-style path (`spec.containers[0].bogus`) if it is there."""
+    parts: list[str | int] = [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _SEGMENT.finditer(path)]
+    if not parts:
+        return
+    cur = obj
+    for part in parts[:-1]:
+        if isinstance(part, int) and isinstance(cur, list) and part < len(cur):
+            cur = cur[part]
+        elif isinstance(part, str) and isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return
+    if isinstance(cur, dict):
+        cur.pop(parts[-1], None)  # type: ignore[arg-type]
 
 
 # -- create --------------------------------------------------------------------------------
 async def create(call: Call) -> web.StreamResponse:
     body, warnings = check_object(call, await read_body(call))
-    obj = await call.store.create(call.namespace, body, dry_run=call.dry_run)
+    obj = await call.store.create(call.namespace, body, dry_run=call.dry_run, managed=_recorder(call))
     return respond(call, obj, 201, warnings)
 
 
@@ -106,7 +133,8 @@ async def update(call: Call) -> web.StreamResponse:
         return new
 
     obj, created = await call.store.update(call.namespace, call.info.name, transform,
-                                          subresource=call.info.subresource, dry_run=call.dry_run)
+                                          subresource=call.info.subresource, dry_run=call.dry_run,
+                                          managed=_recorder(call))
     return respond(call, obj, 201 if created else 200, warnings)
 
 
@@ -169,34 +197,50 @@ async def patch(call: Call) -> web.StreamResponse:
         return checked
 
     obj, _ = await call.store.update(call.namespace, call.info.name, transform,
-                                    subresource=call.info.subresource, dry_run=call.dry_run)
+                                    subresource=call.info.subresource, dry_run=call.dry_run,
+                                    managed=_recorder(call))
     return respond(call, obj, 200, warnings)
 
 
+def _kind(call: Call) -> managedfields.Kind:
+    spec = call.spec
+    return managedfields.Kind(spec.api_version, spec.kind, spec.definition, spec.has_status)
+
+
+def _recorder(call: Call) -> managedfields.ManagedHook:
+    """Records a create/update/patch in managedFields: the manager is `fieldManager`, else
+    derived from the User-Agent as kube does; writes through /status and /scale are marked."""
+    manager = call.query("fieldManager") or managedfields.manager_from_user_agent(
+        call.request.headers.get("User-Agent", ""))
+    return managedfields.update_hook(_kind(call), manager, call.info.subresource, now_rfc3339)
+
+
 async def _apply(call: Call, manifest: Any) -> web.StreamResponse:
-    """Server-side apply, the part that needs no managed fields yet: create the object when it
-    is missing, otherwise merge the manifest into it strategically."""
-    if not call.query("fieldManager"):
+    """Server-side apply: the manifest is merged by the field manager, which owns exactly its
+    fields afterwards, removes what it stopped applying and answers 409 on conflicts."""
+    manager = call.query("fieldManager")
+    if not manager:
         raise errors.BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set")
     body, warnings = check_object(call, manifest)
-    schema = schema_for_kind(call.spec.group, call.spec.version, call.spec.kind)
-    created = False
+    kind = _kind(call)
+    force = bool(call.bool_query("force"))
+    entries: list[Obj] | None = None
 
     async def transform(current: Obj | None) -> Obj:
-        nonlocal created
-        if current is None:
-            created = True
-            return copy.deepcopy(body)
-        try:
-            merged = apply_strategic_merge_patch(current, body, schema)
-        except PatchError as exc:
-            raise patch_error(exc) from None
-        merged.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+        nonlocal entries
+        merged = managedfields.apply(current, copy.deepcopy(body), manager, force, kind=kind,
+                                     subresource=call.info.subresource, time=now_rfc3339())
+        entries = merged["metadata"].get("managedFields")
+        if current is not None:
+            merged["metadata"].setdefault("resourceVersion", current["metadata"]["resourceVersion"])
         return merged
+
+    def keep(old: Obj | None, new: Obj) -> None:
+        managedfields.keep_hook(entries)(old, new)
 
     obj, was_created = await call.store.update(call.namespace, call.info.name, transform,
                                               subresource=call.info.subresource, dry_run=call.dry_run,
-                                              force_allow_create=True)
+                                              force_allow_create=True, managed=keep)
     return respond(call, obj, 201 if was_created else 200, warnings)
 
 
@@ -249,7 +293,8 @@ async def _write_scale(call: Call, change: Callable[[Obj], Obj]) -> web.StreamRe
             new["metadata"]["resourceVersion"] = expected
         return new
 
-    obj, _ = await call.store.update(call.namespace, call.info.name, transform, dry_run=call.dry_run)
+    obj, _ = await call.store.update(call.namespace, call.info.name, transform, dry_run=call.dry_run,
+                                    managed=_recorder(call))
     return respond(call, scale_of(obj))
 
 
