@@ -1,0 +1,45 @@
+"""CONTROLLERS: every controller by its kube-controller-manager name, and `--controllers` parsing.
+
+A literal table, checked at import: adding a controller is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pykube_server.controllers.framework import Context, Controller
+
+ControllerFactory = Callable[[Context], Controller]
+
+CONTROLLERS: dict[str, ControllerFactory] = {}
+"""Filled below; names are kube-controller-manager's (`namespace-controller`, ...)."""
+
+DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
+
+
+def select(spec: str) -> list[str]:
+    """kube's `--controllers`: `*` = every controller on by default, `name` enables one,
+    `-name` disables one; the rest of the list is applied in order."""
+    chosen: set[str] = set()
+    for item in (part.strip() for part in spec.split(",") if part.strip()):
+        if item == "*":
+            chosen |= set(CONTROLLERS) - DISABLED_BY_DEFAULT
+        elif item.startswith("-"):
+            chosen.discard(item[1:])
+        elif item in CONTROLLERS:
+            chosen.add(item)
+        else:
+            raise ValueError(f'"{item}" is not in the list of known controllers')
+    return sorted(chosen)
+
+
+def _register() -> None:
+    """The table. Each import is the controller's module; nothing registers itself."""
+    entries: dict[str, ControllerFactory] = {}
+    for name, factory in entries.items():
+        if name in CONTROLLERS:
+            raise ValueError(f"controller {name} registered twice")
+        CONTROLLERS[name] = factory
+
+
+_register()
