@@ -22,6 +22,7 @@ from pykube_server.apiserver import authn, authz, reviews
 from pykube_server.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery, wants_aggregated
 from pykube_server.apiserver.handlers import read, watch, write
 from pykube_server.apiserver.handlers.common import Call, make_call, raw_response
+from pykube_server.apiserver.negotiation import content_type_of, decode_body
 from pykube_server.apiserver.openapi import OpenAPI, serve_openapi
 from pykube_server.apiserver.requestinfo import RequestInfo, parse_request_info
 from pykube_server.registry.kinds import strategy_for
@@ -135,6 +136,8 @@ class APIServer:
         await self.authorize(request, info)
         if info.subresource and spec.subresource(info.subresource) is None:
             raise errors.NotFound(NOT_FOUND_TEXT, details={})
+        if info.subresource == "binding" or (spec.group, spec.plural) == ("", "bindings"):
+            return await self.bind(request, info, spec)
         if not spec.persisted:
             return await reviews.handle(self, request, info, spec)
         verbs = spec.subresource(info.subresource).verbs if info.subresource else spec.verbs  # type: ignore[union-attr]
@@ -144,9 +147,24 @@ class APIServer:
                 details={"group": spec.group, "kind": spec.plural} if spec.group else {"kind": spec.plural})
         call = make_call(request, info, spec, self.stores[(spec.group, spec.version, spec.plural)])
         handler = HANDLERS.get((info.verb, info.subresource if info.subresource in ("scale",) else ""))
-        if handler is None or (info.subresource and info.subresource not in ("status", "scale")):
+        if handler is None or (info.subresource and info.subresource not in ("status", "scale", "finalize")):
             raise errors.NotFound(NOT_FOUND_TEXT, details={})
         return await handler(call)
+
+    async def bind(self, request: web.Request, info: RequestInfo, spec: ResourceSpec) -> web.StreamResponse:
+        """POST pods/<name>/binding, or the legacy POST bindings: the scheduler's one write."""
+        if info.verb != "create":
+            raise errors.MethodNotAllowed("the server does not allow this method on the requested resource",
+                                          details={"kind": spec.plural})
+        body = decode_body(await request.read(), content_type_of(request.headers.get("Content-Type")))
+        if not isinstance(body, dict) or body.get("kind", "Binding") != "Binding":
+            raise errors.BadRequest("the object provided is unrecognized (must be of type Binding)")
+        meta = body.setdefault("metadata", {})
+        if info.subresource and meta.get("name") != info.name:
+            raise errors.BadRequest("name in URL does not match name in Binding object")
+        await self.store_for("", "v1", "pods").bind(info.namespace, body, dry_run="dryRun" in request.query)
+        return raw_response(orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                          "status": "Success", "code": 201}), status=201)
 
     async def authorize(self, request: web.Request, info: RequestInfo) -> None:
         user = request.get(authn.USER) or authn.ANONYMOUS

@@ -55,6 +55,15 @@ CREATE_ON_UPDATE = {
 }
 # Kinds whose DELETE answers with the deleted object rather than a Success Status.
 RETURNS_DELETED_OBJECT = {("", "pods"), ("", "services")}
+# The garbage collector's finalizers, set on DELETE from the propagation policy (generic store's
+# deletionFinalizersForGarbageCollection); the garbage-collector-controller removes them.
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+# Kinds whose DELETE orphans dependents unless told otherwise (their strategies'
+# DefaultGarbageCollectionPolicy, kept for backwards compatibility); all others: Background.
+ORPHAN_BY_DEFAULT = {("", "v1", "replicationcontrollers"), ("batch", "v1", "jobs")}
+NAMESPACE_FINALIZING = ("The system is ensuring all content is removed from this namespace.  Upon completion, "
+                        "this namespace will automatically be purged by the system.")
 
 
 @dataclass(slots=True)
@@ -371,13 +380,13 @@ class ResourceStore:
                 raise self.conflict(name)
             if meta.get("uid") and meta["uid"] != current["metadata"].get("uid"):
                 raise self.conflict(name, f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {current['metadata'].get('uid')}")
-            obj = self._prepare_update(body, current, status=status)
+            obj = self._prepare_update(body, current, status=status, finalize=subresource == "finalize")
             if managed is not None:
                 managed(current, obj)
             if _same(obj, current):
                 return current, "none"
             meta = obj["metadata"]
-            if meta.get("deletionTimestamp") and not self._finalizers(obj) and meta.get("deletionGracePeriodSeconds") == 0:
+            if meta.get("deletionTimestamp") and not self._finalizers(obj) and meta.get("deletionGracePeriodSeconds") in (None, 0):
                 return obj, "none" if dry_run else "delete"
             return obj, "none" if dry_run else "update"
 
@@ -390,7 +399,51 @@ class ResourceStore:
             await self._check_namespace(namespace, name)
         return obj or {}, created
 
-    def _prepare_update(self, body: Obj, current: Obj, *, status: bool) -> Obj:
+    async def bind(self, namespace: str, binding: Obj, *, dry_run: bool = False) -> None:
+        """`pods/binding` (and the legacy `bindings`): set spec.nodeName, the PodScheduled=True
+        condition and the Binding's annotations in one compare-and-swap, as kube's BindingREST
+        does. Refusals are 409s on `pods/binding`, with BindingREST's texts."""
+        meta = binding.get("metadata") or {}
+        name, node = meta.get("name", ""), (binding.get("target") or {}).get("name", "")
+        if (binding.get("target") or {}).get("kind", "Node") not in ("", "Node"):
+            raise errors.InternalError("target.kind: Invalid value: " f'"{binding["target"]["kind"]}": must be empty or \'Node\'')
+        if not node:
+            raise errors.InternalError("target.name: Required value")
+        refused = lambda detail: errors.Conflict.resource("pods/binding", "", name, detail)  # noqa: E731
+
+        async def apply(current: Obj | None, revision: int) -> tuple[Obj | None, str]:
+            if current is None:
+                raise self.not_found(name)
+            pod_meta, spec = current["metadata"], current.setdefault("spec", {})
+            if meta.get("uid") and meta["uid"] != pod_meta.get("uid"):
+                raise self.conflict(name, f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {pod_meta.get('uid')}")
+            if pod_meta.get("deletionTimestamp"):
+                raise refused(f"pod {name} is being deleted, cannot be assigned to a host")
+            if spec.get("nodeName"):
+                raise refused(f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+            if spec.get("schedulingGates"):
+                raise refused(f"pod {name} has non-empty .spec.schedulingGates")
+            spec["nodeName"] = node
+            if meta.get("annotations"):
+                pod_meta.setdefault("annotations", {}).update(meta["annotations"])
+            _set_scheduled_condition(current.setdefault("status", {}))
+            return current, "none" if dry_run else "update"
+
+        await self.cacher.wait_fresh()
+        try:
+            await self.store.guaranteed_update(self.key(namespace, name), self.root, apply)
+        except KeyNotFound:
+            raise self.not_found(name) from None
+
+    def _prepare_update(self, body: Obj, current: Obj, *, status: bool, finalize: bool = False) -> Obj:
+        if finalize:  # namespaces/finalize: spec.finalizers (and metadata) may change, nothing else
+            finalizers = (body.get("spec") or {}).get("finalizers")
+            body.update({k: copy.deepcopy(v) for k, v in current.items() if k != "metadata"})
+            spec = body.setdefault("spec", {})
+            if finalizers:
+                spec["finalizers"] = finalizers
+            else:
+                spec.pop("finalizers", None)
         meta = body["metadata"]
         old_meta = current["metadata"]
         if meta.get("name") and meta["name"] != old_meta["name"]:  # a patch may try to rename
@@ -428,10 +481,14 @@ class ResourceStore:
                 raise self.conflict(name, f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}")
             if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != str(revision):
                 raise self.conflict(name, f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, ResourceVersion in object meta: {revision}")
+            if self._is_namespace():
+                return self._delete_namespace(current, options, dry_run=dry_run, outcome=outcome)
             graceful = self._graceful_period(current, grace)
+            # like kube, finalizers cannot change through DeleteOptions once graceful deletion began
+            changed = not (meta.get("deletionTimestamp") and graceful) and self._set_gc_finalizers(current, options)
             if self._finalizers(current) or graceful:
                 if meta.get("deletionTimestamp") and not graceful:
-                    return current, "none"
+                    return current, "update" if changed and not dry_run else "none"
                 self._mark_deleting(current, graceful)
                 return current, "none" if dry_run else "update"
             outcome["deleted"] = True
@@ -443,6 +500,69 @@ class ResourceStore:
         except KeyNotFound:
             raise self.not_found(name) from None
         return DeleteResult(obj or {}, outcome["deleted"])
+
+    def _is_namespace(self) -> bool:
+        return self.spec.plural == "namespaces" and not self.spec.group
+
+    def _delete_namespace(self, current: Obj, options: Obj, *, dry_run: bool, outcome: dict[str, bool]) -> tuple[Obj | None, str]:
+        """kube's namespace REST Delete: the first DELETE only marks the namespace Terminating (no
+        grace period); while spec.finalizers remain, another DELETE is a 409; after that the
+        generic rules apply."""
+        meta = current["metadata"]
+        if not meta.get("deletionTimestamp"):
+            meta["deletionTimestamp"] = now_rfc3339()
+            current.setdefault("status", {})["phase"] = "Terminating"
+            self._set_gc_finalizers(current, options)
+            return current, "none" if dry_run else "update"
+        if (current.get("spec") or {}).get("finalizers"):
+            raise self.conflict(meta["name"], NAMESPACE_FINALIZING)
+        changed = self._set_gc_finalizers(current, options)
+        if meta.get("finalizers"):
+            meta["deletionGracePeriodSeconds"] = 0
+            return current, "update" if changed and not dry_run else "none"
+        outcome["deleted"] = True
+        return current, "none" if dry_run else "delete"
+
+    def _set_gc_finalizers(self, obj: Obj, options: Obj) -> bool:
+        """Add or drop `orphan` / `foregroundDeletion` as the delete options (or the object's
+        existing finalizers, or the kind's default) ask; True when the list changed."""
+        meta = obj["metadata"]
+        old = list(meta.get("finalizers") or [])
+        new = [f for f in old if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+        if self._should_orphan(old, options):
+            new.append(ORPHAN_FINALIZER)
+        if self._should_delete_in_foreground(old, options):
+            new.append(FOREGROUND_FINALIZER)
+        if set(new) == set(old):
+            return False
+        if new:
+            meta["finalizers"] = new
+        else:
+            meta.pop("finalizers", None)
+        return True
+
+    def _should_orphan(self, finalizers: list[str], options: Obj) -> bool:
+        if options.get("orphanDependents") is not None:
+            return bool(options["orphanDependents"])
+        policy = options.get("propagationPolicy")
+        if policy in ("Orphan", "Background", "Foreground"):
+            return policy == "Orphan"
+        for finalizer in finalizers:
+            if finalizer in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER):
+                return finalizer == ORPHAN_FINALIZER
+        return (self.spec.group, self.spec.version, self.spec.plural) in ORPHAN_BY_DEFAULT
+
+    @staticmethod
+    def _should_delete_in_foreground(finalizers: list[str], options: Obj) -> bool:
+        if options.get("orphanDependents") is not None:
+            return False
+        policy = options.get("propagationPolicy")
+        if policy in ("Orphan", "Background", "Foreground"):
+            return policy == "Foreground"
+        for finalizer in finalizers:
+            if finalizer in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER):
+                return finalizer == FOREGROUND_FINALIZER
+        return False
 
     def _finalizers(self, obj: Obj) -> list[str]:
         """What still holds the object: metadata.finalizers, and for a namespace also
@@ -540,3 +660,16 @@ def _bisect_prefix(keys: list[str], prefix: str) -> int:
     import bisect
 
     return bisect.bisect_left(keys, prefix)
+
+
+def _set_scheduled_condition(status: Obj) -> None:
+    """podutil.UpdatePodCondition with PodScheduled=True: the condition is replaced, and its
+    lastTransitionTime moves only when the status changes."""
+    conditions = status.setdefault("conditions", [])
+    old = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+    new = {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+           "lastTransitionTime": old.get("lastTransitionTime") if old and old.get("status") == "True" else now_rfc3339()}
+    if old is None:
+        conditions.append(new)
+    else:
+        conditions[conditions.index(old)] = new

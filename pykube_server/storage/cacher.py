@@ -224,7 +224,9 @@ class _MapPool:
 def stamp(value: bytes, revision: int) -> tuple[bytes, dict]:
     obj = orjson.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
-    return orjson.dumps(obj), obj
+    # Copied to a block of its own size: orjson's output buffer is several KiB larger than
+    # the JSON, and this copy lives as long as the object is cached.
+    return bytes(memoryview(orjson.dumps(obj))), obj
 
 
 class Cacher:

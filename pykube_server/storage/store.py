@@ -21,11 +21,18 @@ Obj = dict
 GUARANTEED_UPDATE_ATTEMPTS = 16
 
 
+def exact_bytes(data: bytes) -> bytes:
+    """A copy of `data` in a block of its own size. orjson returns its output in the (much
+    larger) buffer it wrote into; bytes that stay in memory (the backend's watch ring, the watch
+    cache) would otherwise cost several KiB each, whatever their length."""
+    return bytes(memoryview(data))
+
+
 def encode_for_storage(obj: Obj) -> bytes:
     meta = obj.get("metadata") or {}
     rv = meta.pop("resourceVersion", None)
     try:
-        return orjson.dumps(obj)
+        return exact_bytes(orjson.dumps(obj))
     finally:
         if rv is not None:
             meta["resourceVersion"] = rv

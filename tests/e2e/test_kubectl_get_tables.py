@@ -189,6 +189,17 @@ POD_STATUSES: dict[str, tuple[dict[str, Any], bool, tuple[str, str, str | re.Pat
 }
 
 
+def eval_times(value: Any) -> Any:
+    """Replace the `__5m__` placeholder with a time five minutes ago."""
+    if value == "__5m__":
+        return ago(300)
+    if isinstance(value, dict):
+        return {k: eval_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [eval_times(v) for v in value]
+    return value
+
+
 def pod_manifest(name: str, with_init: bool, finalizer: bool = False) -> dict[str, Any]:
     spec: dict[str, Any] = {"containers": [{"name": "c", "image": "busybox"}]}
     if with_init:
@@ -240,13 +251,3 @@ def test_pod_wide_columns(cluster: ServerProcess, namespace: str) -> None:
     assert table[1][:3] == ["placed", "0/1", "Running"]
     assert table[1][5:] == ["127.244.0.9", "<none>", "node-b", "<none>"]
 
-
-def eval_times(value: Any) -> Any:
-    """Replace the `__5m__` placeholder with a time five minutes ago."""
-    if value == "__5m__":
-        return ago(300)
-    if isinstance(value, dict):
-        return {k: eval_times(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [eval_times(v) for v in value]
-    return value

@@ -193,10 +193,9 @@ def validate_pod_spec(spec: Any, path: Path) -> list[FieldError]:
     errs += _validate_containers(spec, path, volumes)
     errs += _enum(spec.get("restartPolicy"), RESTART_POLICIES, path.child("restartPolicy"))
     errs += _enum(spec.get("dnsPolicy"), DNS_POLICIES, path.child("dnsPolicy"))
-    for key in ("terminationGracePeriodSeconds", "activeDeadlineSeconds"):
-        value = spec.get(key)
-        if key == "activeDeadlineSeconds" and isinstance(value, int) and value <= 0:
-            errs.append(invalid(path.child(key), value, "must be between 1 and 2147483647, inclusive"))
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and deadline <= 0:
+        errs.append(invalid(path.child("activeDeadlineSeconds"), deadline, "must be between 1 and 2147483647, inclusive"))
     return errs
 
 

@@ -8,10 +8,8 @@ default table convertor's NAME and CREATED AT; APIServices use the aggregator's 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pykube_server.registry.printers.common import (
-    AGE, DEFAULT_COLUMNS, NAME, NONE, UNSET, Column, Obj, col, condition, count, doc, field,
+    AGE, DEFAULT_COLUMNS, NAME, NONE, UNSET, Cell, Column, Obj, col, condition, count, doc, field,
     get, human_duration, label_selector, list_with_more, wide,
 )
 from pykube_server.registry.printers.events import EVENTS_V1_COLUMNS
@@ -90,7 +88,7 @@ NETWORKING = {
 # -- rbac ------------------------------------------------------------------------------------
 
 
-def subjects(kind: str) -> Any:
+def subjects(kind: str) -> Cell:
     """`rbac.SubjectsStrings`: users and groups by name, service accounts as `ns/name`."""
     def cell(o: Obj, now: float) -> str:
         names = []
@@ -310,7 +308,7 @@ def _dangling(o: Obj, now: float) -> str:
     return "?" if c is None else str(c.get("status", ""))
 
 
-def _limited(*path: str) -> Any:
+def _limited(*path: str) -> Cell:
     def cell(o: Obj, now: float) -> object:
         limited = get(o, "spec", "limited")
         if not isinstance(limited, dict):

@@ -8,8 +8,8 @@ missing it prints the defaulted value, so the row matches what a real cluster sh
 from __future__ import annotations
 
 from pykube_server.registry.printers.common import (
-    AGE, DEFAULT_COLUMNS, NAME, NONE, UNKNOWN, UNSET, Column, Obj, col, count, doc, field,
-    format_labels, get, since, template_columns, wide,
+    AGE, DEFAULT_COLUMNS, NAME, NONE, UNKNOWN, UNSET, Cell, Column, Obj, col, containers_and_images, count,
+    doc, field, format_labels, get, template_columns, wide,
 )
 from pykube_server.registry.printers.events import EVENT_COLUMNS
 
@@ -26,16 +26,14 @@ def _rc_selector(o: Obj, now: float) -> str:
     return format_labels(get(o, "spec", "selector"))
 
 
-def _pod_template_cell(index: int) -> object:
-    from pykube_server.registry.printers.common import containers_and_images
-
+def _pod_template_cell(index: int) -> Cell:
     return lambda o, now: containers_and_images(get(o, "template", "spec", "containers"))[index]
 
 
 POD_TEMPLATE_COLUMNS = (
     NAME,
-    col("Containers", _pod_template_cell(0), "Names of each container in the template."),  # type: ignore[arg-type]
-    col("Images", _pod_template_cell(1), "Images referenced by each container in the template."),  # type: ignore[arg-type]
+    col("Containers", _pod_template_cell(0), "Names of each container in the template."),
+    col("Images", _pod_template_cell(1), "Images referenced by each container in the template."),
     col("Pod Labels", lambda o, now: format_labels(get(o, "template", "metadata", "labels")),
         "The labels for the pod template."),
 )
@@ -147,7 +145,7 @@ def node_roles(o: Obj, now: float = 0.0) -> str:
     return ",".join(sorted(roles)) or NONE
 
 
-def _node_address(kind: str) -> object:
+def _node_address(kind: str) -> Cell:
     def cell(o: Obj, now: float) -> str:
         for address in get(o, "status", "addresses", default=[]):
             if address.get("type") == kind:
@@ -157,7 +155,7 @@ def _node_address(kind: str) -> object:
     return cell
 
 
-def _node_info(name: str) -> object:
+def _node_info(name: str) -> Cell:
     return lambda o, now: get(o, "status", "nodeInfo", name, default="") or UNKNOWN
 
 
@@ -167,11 +165,11 @@ NODE_COLUMNS = (
     col("Roles", node_roles, "The roles of the node"),
     AGE,
     col("Version", field("status", "nodeInfo", "kubeletVersion"), _core_doc("NodeSystemInfo", "kubeletVersion")),
-    wide("Internal-IP", _node_address("InternalIP"), _core_doc("NodeStatus", "addresses")),  # type: ignore[arg-type]
-    wide("External-IP", _node_address("ExternalIP"), _core_doc("NodeStatus", "addresses")),  # type: ignore[arg-type]
-    wide("OS-Image", _node_info("osImage"), _core_doc("NodeSystemInfo", "osImage")),  # type: ignore[arg-type]
-    wide("Kernel-Version", _node_info("kernelVersion"), _core_doc("NodeSystemInfo", "kernelVersion")),  # type: ignore[arg-type]
-    wide("Container-Runtime", _node_info("containerRuntimeVersion"),  # type: ignore[arg-type]
+    wide("Internal-IP", _node_address("InternalIP"), _core_doc("NodeStatus", "addresses")),
+    wide("External-IP", _node_address("ExternalIP"), _core_doc("NodeStatus", "addresses")),
+    wide("OS-Image", _node_info("osImage"), _core_doc("NodeSystemInfo", "osImage")),
+    wide("Kernel-Version", _node_info("kernelVersion"), _core_doc("NodeSystemInfo", "kernelVersion")),
+    wide("Container-Runtime", _node_info("containerRuntimeVersion"),
          _core_doc("NodeSystemInfo", "containerRuntimeVersion")),
 )
 
@@ -318,4 +316,4 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
 }
 """Core kinds by plural (pods are added by the package, from `pods.py`)."""
 
-__all__ = ["COLUMNS", "since"]
+__all__ = ["COLUMNS"]

@@ -10,10 +10,8 @@ Terminating (or Unknown for pods on an unreachable node).
 
 from __future__ import annotations
 
-from typing import Any
-
 from pykube_server.registry.printers.common import (
-    AGE, NAME, NONE, Column, Obj, col, doc, get, human_duration, since, timestamp, wide,
+    AGE, NAME, NONE, Cell, Column, Obj, col, doc, get, human_duration, timestamp, wide,
 )
 
 NODE_UNREACHABLE_REASON = "NodeLost"
@@ -166,7 +164,7 @@ def _readiness_gates(pod: Obj, now: float) -> str:
     return f"{passed}/{len(gates)}"
 
 
-def _or_none(*path: str) -> Any:
+def _or_none(*path: str) -> Cell:
     return lambda o, now: get(o, *path, default="") or NONE
 
 
@@ -182,4 +180,4 @@ POD_COLUMNS: tuple[Column, ...] = (
     wide("Readiness Gates", _readiness_gates, doc("api.core.v1.PodSpec", "readinessGates")),
 )
 
-__all__ = ["POD_COLUMNS", "pod_summary", "since"]
+__all__ = ["POD_COLUMNS", "pod_summary"]

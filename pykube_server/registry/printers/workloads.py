@@ -7,11 +7,9 @@ cluster (replicas 1, a CronJob's `suspend: false`, an HPA's `minReplicas: 1` and
 
 from __future__ import annotations
 
-from typing import Any
-
 from pykube_server.api.selectors import SelectorError, selector_from_object
 from pykube_server.registry.printers.common import (
-    AGE, NONE, NAME, UNKNOWN, UNSET, Column, Obj, bool_word, col, condition, doc, field,
+    AGE, NONE, NAME, UNKNOWN, Cell, Column, Obj, bool_word, col, condition, doc, field,
     format_labels, get, human_duration, int_field, int_or_string, label_selector, since,
     template_columns, timestamp, wide,
 )
@@ -63,7 +61,7 @@ STATEFUL_SET_COLUMNS = (
 )
 
 
-def _ds_int(name: str) -> Any:
+def _ds_int(name: str) -> Cell:
     return int_field("status", name)
 
 
@@ -246,7 +244,7 @@ HORIZONTAL_POD_AUTOSCALER_COLUMNS = (
 # -- policy ----------------------------------------------------------------------------------
 
 
-def _budget(name: str) -> Any:
+def _budget(name: str) -> Cell:
     def cell(o: Obj, now: float) -> str:
         value = get(o, "spec", name)
         return "N/A" if value is None else int_or_string(value)
@@ -275,4 +273,4 @@ COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
     ("policy", "poddisruptionbudgets"): POD_DISRUPTION_BUDGET_COLUMNS,
 }
 
-__all__ = ["COLUMNS", "UNSET"]
+__all__ = ["COLUMNS"]

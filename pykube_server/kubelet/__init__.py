@@ -1,0 +1,1 @@
+"""The virtual kubelet: nodes, their Leases and status, and pods run through a CRI-shaped runtime."""

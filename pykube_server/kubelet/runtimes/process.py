@@ -1,0 +1,323 @@
+"""The process runtime: each container is a real local process, kept by its own shim.
+
+Images are not pulled. How an image becomes something runnable:
+
+* with `command` (and `args`), they run as they are on this machine (`/bin/sh`, `echo`,
+  `sleep`, `python3`, ... from the host), in a new session, stdin closed;
+* with only `args`, the args run as they would in an image without an ENTRYPOINT (busybox,
+  python);
+* with neither, the container is a placeholder that waits until it is stopped (the kubelet
+  says so in a Warning event);
+* `PATH` starts with a per-image directory of host tools standing in for the image's: for
+  `python*` images `python` and `python3` are this interpreter; `busybox`, `alpine`, `ubuntu`,
+  `debian` use the host's own tools as they are.
+* the working directory is `workingDir`, else an empty per-pod directory under the data dir
+  (not `/`, so that a `python -m http.server` does not serve the host's root).
+
+Restart choice: containers outlive the kubelet. Every container has a detached shim
+(`shim.py`) that keeps its state in files (`containers/<id>/{config,state,exit}.json`), so a
+restarted kubelet lists the same sandboxes and containers, still running or with the exit
+code they ended with meanwhile, and reconciles them as it would have. `aclose(stop=True)`
+(what a clean stop of the kubelet does) stops them all instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pykube_server.kubelet.runtime import (
+    ContainerConfig, ContainerState, ContainerStatus, ExecResult, NotFound, RuntimeServiceError, SandboxConfig,
+    SandboxState, SandboxStatus,
+)
+
+SHIM = Path(__file__).with_name("shim.py")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PLACEHOLDER = (sys.executable, "-c", "import signal; signal.pause()")
+POLL_SECONDS = 0.05
+START_TIMEOUT_SECONDS = 20.0
+EVENT_POLL_SECONDS = 0.2
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def _alive(pid: int, proc_start: str = "") -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return False
+    return not proc_start or fields[19] == proc_start
+
+
+def image_tools(image: str) -> dict[str, str]:
+    """Host executables standing in for an image's own (name -> path)."""
+    base = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    if base.startswith(("python", "pypy")):
+        return {"python": sys.executable, "python3": sys.executable}
+    return {}
+
+
+class ProcessRuntime:
+    name = "pykube"
+    version = "0.1.0"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        for sub in ("sandboxes", "containers", "images", "logs", "pods"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._closed = False
+
+    # --- sandboxes ---------------------------------------------------------------------------
+    async def run_pod_sandbox(self, config: SandboxConfig) -> str:
+        sid = uuid.uuid4().hex
+        sdir = self.root / "sandboxes" / sid
+        sdir.mkdir()
+        (self.root / "pods" / config.uid).mkdir(exist_ok=True)
+        _write_json(sdir / "sandbox.json", {"id": sid, "uid": config.uid, "namespace": config.namespace,
+                                            "name": config.name, "ip": config.ip, "state": "ready",
+                                            "created_at": time.time()})
+        return sid
+
+    def _sandbox(self, sandbox_id: str) -> dict[str, Any]:
+        doc = _read_json(self.root / "sandboxes" / sandbox_id / "sandbox.json")
+        if doc is None:
+            raise NotFound(f"sandbox {sandbox_id} not found")
+        return doc
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        for c in await self.list_containers(sandbox_id=sandbox_id):
+            await self.stop_container(c.id, timeout=0)
+        try:
+            doc = self._sandbox(sandbox_id)
+        except NotFound:
+            return
+        _write_json(self.root / "sandboxes" / sandbox_id / "sandbox.json", {**doc, "state": "notready"})
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        try:
+            doc = self._sandbox(sandbox_id)
+        except NotFound:
+            return
+        await self.stop_pod_sandbox(sandbox_id)
+        for c in await self.list_containers(sandbox_id=sandbox_id):
+            await self.remove_container(c.id)
+        shutil.rmtree(self.root / "sandboxes" / sandbox_id, ignore_errors=True)
+        shutil.rmtree(self.root / "pods" / doc["uid"], ignore_errors=True)
+        shutil.rmtree(self._pod_log_dir(doc), ignore_errors=True)
+
+    async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
+        out = []
+        for sdir in (self.root / "sandboxes").iterdir():
+            doc = _read_json(sdir / "sandbox.json")
+            if doc:
+                out.append(SandboxStatus(doc["id"], doc["uid"], doc["namespace"], doc["name"], doc["ip"],
+                                         SandboxState(doc["state"]), doc["created_at"]))
+        return sorted(out, key=lambda s: s.created_at)
+
+    def _pod_log_dir(self, sandbox: dict[str, Any]) -> Path:
+        return self.root / "logs" / f"{sandbox['namespace']}_{sandbox['name']}_{sandbox['uid']}"
+
+    # --- containers --------------------------------------------------------------------------
+    async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
+        sandbox = self._sandbox(sandbox_id)
+        cid = uuid.uuid4().hex + uuid.uuid4().hex
+        cdir = self.root / "containers" / cid
+        cdir.mkdir()
+        argv = list(config.command) + list(config.args) or list(PLACEHOLDER)
+        env = {"PATH": f"{self._image_bin(config.image)}:{DEFAULT_PATH}", **config.env}
+        cwd = config.working_dir or str(self.root / "pods" / sandbox["uid"])
+        log_path = self._pod_log_dir(sandbox) / config.name / f"{config.attempt}.log"
+        _write_json(cdir / "config.json", {
+            "id": cid, "sandbox_id": sandbox_id, "name": config.name, "image": config.image,
+            "attempt": config.attempt, "created_at": time.time(), "argv": argv, "env": env, "cwd": cwd,
+            "log_path": str(log_path)})
+        return cid
+
+    def _image_bin(self, image: str) -> Path:
+        tools = image_tools(image)
+        bindir = self.root / "images" / (image.replace("/", "_").replace(":", "_") or "none") / "bin"
+        bindir.mkdir(parents=True, exist_ok=True)
+        for name, target in tools.items():
+            link = bindir / name
+            if not link.exists():
+                link.symlink_to(target)
+        return bindir
+
+    def _cdir(self, container_id: str) -> Path:
+        cdir = self.root / "containers" / container_id
+        if not (cdir / "config.json").exists():
+            raise NotFound(f"container {container_id} not found")
+        return cdir
+
+    async def start_container(self, container_id: str) -> None:
+        cdir = self._cdir(container_id)
+        if (cdir / "state.json").exists() or (cdir / "exit.json").exists():
+            return
+        launcher = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", str(SHIM), str(cdir), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        await launcher.wait()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not (cdir / "state.json").exists():
+            exit_doc = _read_json(cdir / "exit.json")
+            if exit_doc is not None:
+                raise RuntimeServiceError(exit_doc.get("message") or "container exited before it started")
+            if time.monotonic() > deadline:
+                raise RuntimeServiceError("timed out waiting for the container shim")
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def stop_container(self, container_id: str, *, timeout: float) -> None:
+        cdir = self.root / "containers" / container_id
+        state = _read_json(cdir / "state.json")
+        if state is None or (cdir / "exit.json").exists():
+            return
+        pid = int(state["pid"])
+        self._signal(pid, state, signal.SIGTERM)
+        if await self._wait_exit(cdir, state, timeout):
+            return
+        self._signal(pid, state, signal.SIGKILL)
+        await self._wait_exit(cdir, state, 10.0)
+
+    @staticmethod
+    def _signal(pid: int, state: dict[str, Any], sig: signal.Signals) -> None:
+        if not _alive(pid, state.get("proc_start", "")):
+            return
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            os.kill(pid, sig)
+
+    async def _wait_exit(self, cdir: Path, state: dict[str, Any], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if (cdir / "exit.json").exists() or not _alive(int(state["shim_pid"])):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def remove_container(self, container_id: str) -> None:
+        cdir = self.root / "containers" / container_id
+        if not cdir.exists():
+            return
+        await self.stop_container(container_id, timeout=0)
+        shutil.rmtree(cdir, ignore_errors=True)
+
+    async def list_containers(self, *, sandbox_id: str | None = None) -> Sequence[ContainerStatus]:
+        out = []
+        for cdir in (self.root / "containers").iterdir():
+            status = self._status(cdir)
+            if status is not None and (sandbox_id is None or status.sandbox_id == sandbox_id):
+                out.append(status)
+        return sorted(out, key=lambda c: c.created_at or 0.0)
+
+    def _status(self, cdir: Path) -> ContainerStatus | None:
+        config = _read_json(cdir / "config.json")
+        if config is None:
+            return None
+        state, exit_doc = _read_json(cdir / "state.json"), _read_json(cdir / "exit.json")
+        base = dict(id=config["id"], sandbox_id=config["sandbox_id"], name=config["name"], image=config["image"],
+                    attempt=config["attempt"], created_at=config["created_at"], log_path=config["log_path"],
+                    started_at=(state or {}).get("started_at"))
+        if exit_doc is not None:
+            return ContainerStatus(state=ContainerState.EXITED, exit_code=exit_doc["exit_code"],
+                                   finished_at=exit_doc["finished_at"], reason=exit_doc.get("reason", ""),
+                                   message=exit_doc.get("message", ""), **base)
+        if state is None:
+            return ContainerStatus(state=ContainerState.CREATED, **base)
+        if not _alive(int(state["shim_pid"])) and not (cdir / "exit.json").exists():
+            # the shim died with the machine or was killed: the exit code is lost
+            return ContainerStatus(state=ContainerState.EXITED, exit_code=255, finished_at=time.time(),
+                                   reason="Unknown", message="the container's shim is gone", **base)
+        return ContainerStatus(state=ContainerState.RUNNING, **base)
+
+    async def container_events(self) -> AsyncIterator[ContainerStatus]:
+        """Exits of running containers, noticed by polling their shims' files (cheap stat calls)."""
+        running: set[str] = set()
+        while True:
+            now_running = set()
+            for c in await self.list_containers():
+                if c.state is ContainerState.RUNNING:
+                    now_running.add(c.id)
+                elif c.id in running:
+                    yield c
+            running = now_running
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+
+    async def container_logs(self, container_id: str, *, follow: bool) -> AsyncIterator[bytes]:
+        cdir = self._cdir(container_id)
+        config = _read_json(cdir / "config.json") or {}
+        path = Path(config["log_path"])
+        offset = 0
+        while True:
+            chunk = b""
+            if path.exists():
+                with path.open("rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+            if chunk:
+                offset += len(chunk)
+                yield chunk
+                continue
+            if not follow or (cdir / "exit.json").exists() or not cdir.exists():
+                return
+            await asyncio.sleep(POLL_SECONDS * 4)
+
+    async def exec_sync(self, container_id: str, cmd: Sequence[str], *, timeout: float) -> ExecResult:
+        config = _read_json(self._cdir(container_id) / "config.json") or {}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, env=config.get("env"), cwd=config.get("cwd") or None, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            return ExecResult(126, b"", f"exec: {cmd[0] if cmd else ''}: {exc.strerror}".encode())
+        try:
+            async with asyncio.timeout(timeout):
+                out, err = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        return ExecResult(proc.returncode or 0, out, err)
+
+    # --- images ------------------------------------------------------------------------------
+    async def pull_image(self, image: str) -> int:
+        self._image_bin(image)
+        return 0
+
+    async def image_exists(self, image: str) -> bool:
+        return True
+
+    async def aclose(self, *, stop: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if stop:
+            for c in await self.list_containers():
+                if c.state is ContainerState.RUNNING:
+                    await self.stop_container(c.id, timeout=2.0)

@@ -1,0 +1,233 @@
+"""The scheduler framework's vocabulary: status codes, per-cycle state, NodeInfo, plugin protocols.
+
+Shaped after kube-scheduler's `framework` package (interface.go, types.go) so that plugins
+read like their upstream counterparts: a filter answers with a `Status` (None means success),
+a score is an int in 0..MAX_NODE_SCORE, and optional capabilities (pre-filter, pre-score,
+normalisation) are separate protocols a plugin may implement. Everything here is pure: the
+scheduling cycle is synchronous between popping a pod and assuming it, so plugins never await
+and never see a NodeInfo change under them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
+
+from pykube_server.api.types import Obj
+from pykube_server.scheduler.resource import Resource, non_zero_requests, pod_requests
+
+MAX_NODE_SCORE = 100
+NO_NODE_AVAILABLE = "0/{} nodes are available"
+NO_NODES = "no nodes available to schedule pods"
+
+
+class Code(enum.Enum):
+    SUCCESS = "Success"
+    ERROR = "Error"
+    UNSCHEDULABLE = "Unschedulable"
+    UNSCHEDULABLE_AND_UNRESOLVABLE = "UnschedulableAndUnresolvable"
+    SKIP = "Skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    code: Code
+    reasons: tuple[str, ...] = ()
+    plugin: str = ""
+
+    @property
+    def message(self) -> str:
+        return ", ".join(self.reasons)
+
+    def is_rejection(self) -> bool:
+        return self.code in (Code.UNSCHEDULABLE, Code.UNSCHEDULABLE_AND_UNRESOLVABLE)
+
+
+def unschedulable(*reasons: str, unresolvable: bool = False) -> Status:
+    return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable else Code.UNSCHEDULABLE, reasons)
+
+
+SKIP = Status(Code.SKIP)
+
+
+class CycleState(dict[str, Any]):
+    """Data plugins share within one scheduling cycle (keyed by plugin name)."""
+
+
+def key_of(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def _host_ports(pod: Obj) -> list[tuple[str, str, int]]:
+    """(protocol, hostIP, hostPort) of every container port with a hostPort (sidecars included)."""
+    spec = pod.get("spec") or {}
+    containers = list(spec.get("containers") or [])
+    containers += [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    out = []
+    for c in containers:
+        for p in c.get("ports") or []:
+            if int(p.get("hostPort") or 0) > 0:
+                out.append((p.get("protocol") or "TCP", p.get("hostIP") or "0.0.0.0", int(p["hostPort"])))
+    return out
+
+
+@dataclass(slots=True)
+class PodInfo:
+    """A pod with what the scheduler computes from it once (requests, host ports)."""
+
+    pod: Obj
+    requests: Resource
+    non_zero: Resource
+    host_ports: list[tuple[str, str, int]]
+
+    @classmethod
+    def of(cls, pod: Obj) -> PodInfo:
+        return cls(pod, pod_requests(pod), non_zero_requests(pod), _host_ports(pod))
+
+    @property
+    def key(self) -> str:
+        return key_of(self.pod)
+
+
+@dataclass(slots=True)
+class NodeInfo:
+    """A node and the pods the scheduler counts on it (bound or assumed)."""
+
+    node: Obj
+    pods: dict[str, PodInfo] = field(default_factory=dict)
+    requested: Resource = field(default_factory=Resource)
+    non_zero_requested: Resource = field(default_factory=Resource)
+    allocatable: Resource = field(default_factory=Resource)
+    used_ports: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    generation: int = 0
+
+    @classmethod
+    def of(cls, node: Obj) -> NodeInfo:
+        info = cls(node)
+        info.set_node(node)
+        return info
+
+    @property
+    def name(self) -> str:
+        return str((self.node.get("metadata") or {}).get("name", ""))
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return (self.node.get("metadata") or {}).get("labels") or {}
+
+    @property
+    def taints(self) -> list[Obj]:
+        return (self.node.get("spec") or {}).get("taints") or []
+
+    def set_node(self, node: Obj) -> None:
+        self.node = node
+        self.allocatable = Resource.from_list((node.get("status") or {}).get("allocatable") or {})
+        self.generation += 1
+
+    def add_pod(self, info: PodInfo) -> None:
+        self.pods[info.key] = info
+        self.requested = self.requested + info.requests
+        self.non_zero_requested = self.non_zero_requested + info.non_zero
+        for protocol, ip, port in info.host_ports:
+            self.used_ports.setdefault((protocol, port), set()).add(ip)
+        self.generation += 1
+
+    def remove_pod(self, key: str) -> PodInfo | None:
+        info = self.pods.pop(key, None)
+        if info is None:
+            return None
+        self.requested = self.requested - info.requests
+        self.non_zero_requested = self.non_zero_requested - info.non_zero
+        self.used_ports = {}
+        for other in self.pods.values():
+            for protocol, ip, port in other.host_ports:
+                self.used_ports.setdefault((protocol, port), set()).add(ip)
+        self.generation += 1
+        return info
+
+
+class Plugin(Protocol):
+    name: ClassVar[str]
+
+
+@runtime_checkable
+class PreFilterPlugin(Protocol):
+    def pre_filter(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        """Compute cycle state; a rejection here rejects the pod on every node."""
+
+
+@runtime_checkable
+class FilterPlugin(Protocol):
+    def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
+        """Can `pod` run on `node`? Pure: no I/O, no mutation of `node`."""
+
+
+@runtime_checkable
+class PreScorePlugin(Protocol):
+    def pre_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        """Prepare scoring over the feasible `nodes`; SKIP leaves this plugin's score out."""
+
+
+@runtime_checkable
+class ScorePlugin(Protocol):
+    def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
+        """0..MAX_NODE_SCORE (before normalisation), higher is better. Pure."""
+
+
+@runtime_checkable
+class ScoreNormalizer(Protocol):
+    def normalize(self, state: CycleState, pod: PodInfo, scores: dict[str, int]) -> None:
+        """Rescale `scores` (node name -> raw score) in place to 0..MAX_NODE_SCORE."""
+
+
+def default_normalize(scores: dict[str, int], *, reverse: bool = False) -> None:
+    """helper.DefaultNormalizeScore: scale so the highest becomes 100 (reversed: lowest)."""
+    top = max(scores.values(), default=0)
+    for name, value in scores.items():
+        if top == 0:
+            scores[name] = MAX_NODE_SCORE if reverse else value
+            continue
+        scaled = MAX_NODE_SCORE * value // top
+        scores[name] = MAX_NODE_SCORE - scaled if reverse else scaled
+
+
+@dataclass(frozen=True)
+class Handle:
+    """What plugin factories may use: read-only views of the scheduler's cache."""
+
+    all_nodes: Callable[[], list[NodeInfo]] = list
+    namespace_labels: Callable[[str], Mapping[str, str]] = lambda ns: {}
+
+
+PluginFactory: TypeAlias = Callable[[Mapping[str, Any], Handle], Any]
+
+
+@dataclass
+class Diagnosis:
+    """Why a pod fits nowhere: per-node statuses, a pre-filter message, a post-filter message."""
+
+    node_statuses: dict[str, Status] = field(default_factory=dict)
+    pre_filter_msg: str = ""
+    post_filter_msg: str = ""
+    rejecting_plugins: set[str] = field(default_factory=set)
+
+
+def fit_error_message(num_nodes: int, diagnosis: Diagnosis) -> str:
+    """FitError.Error(): `0/N nodes are available: <histogram>. <post-filter message>.`"""
+    msg = NO_NODE_AVAILABLE.format(num_nodes) + ":"
+    if diagnosis.pre_filter_msg:
+        msg += f" {diagnosis.pre_filter_msg}."
+    else:
+        counts: dict[str, int] = {}
+        for status in diagnosis.node_statuses.values():
+            for reason in status.reasons:
+                counts[reason] = counts.get(reason, 0) + 1
+        histogram = sorted(f"{n} {reason}" for reason, n in counts.items())
+        if histogram:
+            msg += " " + ", ".join(histogram) + "."
+    if diagnosis.post_filter_msg:
+        msg += f" {diagnosis.post_filter_msg}."
+    return msg
