@@ -6,6 +6,8 @@ core needs. A kind that grows past ~150 lines moves to its own module under regi
 
 from __future__ import annotations
 
+import base64
+
 from typing import Any
 
 from pykube_server.registry.printers import columns_for
@@ -75,6 +77,17 @@ class NamespaceStrategy(Strategy):
 
 class SecretStrategy(Strategy):
     selectable = {"type": meta_field("type")}
+
+    def default(self, obj: Obj) -> None:
+        # stringData is write-only: the v1 conversion merges it into data (base64), overriding
+        # keys that are in both, and it is never stored or returned.
+        string_data = obj.pop("stringData", None)
+        if isinstance(string_data, dict):
+            data = obj.setdefault("data", {}) or {}
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+            obj["data"] = data
+        super().default(obj)
 
 
 class NodeStrategy(Strategy):

@@ -166,3 +166,13 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         assert set(names) <= stored
     finally:
         server.stop()
+
+
+def test_secret_string_data_is_merged_into_data(cluster: ServerProcess, namespace: str) -> None:
+    import base64
+
+    core = client.CoreV1Api(cluster.api_client())
+    made = core.create_namespaced_secret(namespace, {"metadata": {"name": "s"}, "stringData": {"user": "admin"},
+                                                     "data": {"pw": base64.b64encode(b"x").decode()}})
+    assert made.data == {"user": base64.b64encode(b"admin").decode(), "pw": base64.b64encode(b"x").decode()}
+    assert made.string_data is None and made.type == "Opaque"
