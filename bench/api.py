@@ -1,7 +1,7 @@
 """API server throughput and latency, beside the ceilings measured in the same run.
 
-One bounded run on loopback. The API server runs as its own process (`python -m pykube_server
-up`, SQLite storage in a temporary directory); the load comes from separate client processes
+One bounded run on loopback. The API server runs alone as its own process (`python -m
+pykube_server up --components=`, SQLite storage in a temporary directory); the load comes from separate client processes
 (aiohttp over keep-alive HTTPS with the admin client certificate), so the figures include the
 client's share of the machine, as they would on a 2-core box. Printed, with progress lines:
 
@@ -443,9 +443,10 @@ class Bench:
         data_dir, kubeconfig = tmp / "data", tmp / "admin.kubeconfig"
         log(f"machine: {os.cpu_count()} CPUs, {platform_line()}")
         log(f"client: {args.client_procs} process(es), {CONCURRENCY} keep-alive HTTPS connections in all")
-        log("starting the API server (SQLite in a temp dir) ...")
+        log("starting the API server alone (`up --components=`, SQLite in a temp dir) ...")
         server = ServerProcess([sys.executable, "-m", "pykube_server", "up", "--data-dir", str(data_dir), "--port", "0",
-                                "--kubeconfig", str(kubeconfig), "--log-level", "WARNING"], "pykube ready: ")
+                                "--kubeconfig", str(kubeconfig), "--log-level", "WARNING", "--components="],
+                               "pykube ready: ")
         try:
             target = target_from_kubeconfig(kubeconfig, tmp)
             self.against_server(server, target)

@@ -88,13 +88,32 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     server.stop()
 
 
-@pytest.fixture
-def namespace(cluster: ServerProcess) -> str:
+@pytest.fixture(scope="session")
+def api_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The API server alone (`up --components=`): for tests of API semantics that need a quiet
+    cluster, where no controller adds objects (kube-root-ca.crt, default ServiceAccounts) and no
+    scheduler or kubelet moves pods along."""
+    server = start_server(tmp_path_factory.mktemp("api-cluster"), "--components=")
+    yield server
+    server.stop()
+
+
+def _new_namespace(server: ServerProcess) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
     from kubernetes import client
 
-    client.CoreV1Api(cluster.api_client()).create_namespace({"metadata": {"name": name}})
+    client.CoreV1Api(server.api_client()).create_namespace({"metadata": {"name": name}})
     return name
+
+
+@pytest.fixture
+def namespace(cluster: ServerProcess) -> str:
+    return _new_namespace(cluster)
+
+
+@pytest.fixture
+def api_namespace(api_cluster: ServerProcess) -> str:
+    return _new_namespace(api_cluster)
 
 
 def have_kubectl() -> bool:

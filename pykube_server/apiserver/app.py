@@ -19,13 +19,18 @@ from aiohttp import web
 
 from pykube_server.api import errors
 from pykube_server.apiserver import authn, authz, reviews
+from pykube_server.apiserver.crdserving import CRDServing
 from pykube_server.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery, wants_aggregated
-from pykube_server.apiserver.handlers import read, watch, write
+from pykube_server.apiserver.handlers import proxy, read, watch, write
 from pykube_server.apiserver.handlers.common import Call, make_call, raw_response
 from pykube_server.apiserver.negotiation import content_type_of, decode_body
 from pykube_server.apiserver.openapi import OpenAPI, serve_openapi
 from pykube_server.apiserver.requestinfo import RequestInfo, parse_request_info
-from pykube_server.registry.kinds import strategy_for
+from pykube_server.apiserver.bootstrap_services import bootstrap_kubernetes_service
+from pykube_server.registry.ipallocator import IPRange
+from pykube_server.registry.kinds import ServiceStrategy, strategy_for
+from pykube_server.registry.portallocator import PortRange
+from pykube_server.registry.servicealloc import ServiceAllocator
 from pykube_server.registry.resources import RESOURCES, preferred_versions
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.store import ResourceStore
@@ -53,6 +58,10 @@ class Settings:
     compaction_retention_seconds: float = 300.0
     """How long watch history is kept (older resourceVersions get 410 Expired)."""
     compaction_interval_seconds: float = 60.0
+    service_cluster_ip_range: str = "127.96.0.0/16"
+    """kube-apiserver's --service-cluster-ip-range: where ClusterIPs are allocated from."""
+    service_node_port_range: str = "30000-32767"
+    """kube-apiserver's --service-node-port-range."""
     kubernetes_service_ip: str = "127.96.0.1"
     """The ClusterIP of the `kubernetes` Service (first address of the service range)."""
     secure_port: int = 6443
@@ -90,7 +99,16 @@ class APIServer:
                 strategy = strategy_for(spec)
                 strategies[spec] = strategy
                 roots.setdefault(root, strategy)
-        self.cacher = Cacher(backend, roots=roots, field_indexer=lambda root, obj: roots[root].selectable_fields(obj))
+        self.root_strategies: dict[str, Any] = roots
+        """Key root -> the strategy giving its selectable fields (custom resources' roots are added)."""
+        self.cacher = Cacher(backend, roots=roots,
+                             field_indexer=lambda root, obj: self.root_strategies[root].selectable_fields(obj))
+        self.service_allocator = ServiceAllocator(IPRange(settings.service_cluster_ip_range),
+                                                  PortRange(settings.service_node_port_range))
+        services_spec = self.specs[("", "v1", "services")]
+        services_strategy = strategies[services_spec]
+        if isinstance(services_strategy, ServiceStrategy):
+            services_strategy.allocator = self.service_allocator
         store = Store(backend, self.cacher)
         namespaces_root = self.root_of(self.specs[("", "v1", "namespaces")])
         for spec, strategy in strategies.items():
@@ -99,6 +117,8 @@ class APIServer:
         self.discovery = Discovery(RESOURCES, preferred_versions(), settings.server_address)
         self.version = orjson.dumps(version_info(settings.kubernetes_version))
         self.openapi = OpenAPI(RESOURCES, settings.kubernetes_version)
+        self.crds = CRDServing(self)
+        """Serves CustomResourceDefinitions: their resources, discovery, OpenAPI and conditions."""
         self.authorizer: authz.Authorizer = authz.AlwaysAllow()
         self.token_sources: list[authn.TokenSource] = []
 
@@ -120,7 +140,11 @@ class APIServer:
             tg.create_task(run_compactor(self.backend, retention_seconds=self.settings.compaction_retention_seconds,
                                          interval_seconds=self.settings.compaction_interval_seconds))
             await self.cacher.wait_ready()
+            self.service_allocator.follow(self.cacher, self.root_of(self.specs[("", "v1", "services")]))
             await bootstrap(self)
+            await bootstrap_kubernetes_service(self)
+            await self.crds.sync()
+            tg.create_task(self.crds.run())
             self.bootstrapped.set()
 
     bootstrapped: asyncio.Event
@@ -146,6 +170,11 @@ class APIServer:
                 f"the server does not allow this method on the requested resource",
                 details={"group": spec.group, "kind": spec.plural} if spec.group else {"kind": spec.plural})
         call = make_call(request, info, spec, self.stores[(spec.group, spec.version, spec.plural)])
+        custom = self.crds.handler_for(spec, info)  # custom resources, and DELETE of a CRD
+        if custom is not None:
+            return await custom(call)
+        if info.subresource == "log" and spec.plural == "pods" and not spec.group:
+            return await proxy.pod_log(self, call)  # streamed from the pod's kubelet
         handler = HANDLERS.get((info.verb, info.subresource if info.subresource in ("scale",) else ""))
         if handler is None or (info.subresource and info.subresource not in ("status", "scale", "finalize")):
             raise errors.NotFound(NOT_FOUND_TEXT, details={})

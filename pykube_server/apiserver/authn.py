@@ -46,6 +46,8 @@ AUTHENTICATED_GROUP = "system:authenticated"
 UNAUTHENTICATED_GROUP = "system:unauthenticated"
 ANONYMOUS_USER = "system:anonymous"
 CREDENTIAL_ID_EXTRA = "authentication.kubernetes.io/credential-id"
+CERTIFICATE_CACHE_SIZE = 1024
+"""Distinct client certificates whose identities are remembered (only verified ones get here)."""
 DEFAULT_PUBLIC_PATHS: tuple[str, ...] = ("/healthz", "/livez", "/readyz", "/version")
 
 
@@ -211,6 +213,7 @@ class Authenticator:
     def __init__(self, *, tokens: Sequence[TokenSource] = (), client_certificates: bool = True) -> None:
         self._tokens = tuple(tokens)
         self._client_certificates = client_certificates
+        self._certificate_users: dict[bytes, UserInfo | None] = {}
 
     async def authenticate(self, request: web.BaseRequest) -> UserInfo | None:
         """The request's user (with `system:authenticated`), or None if it carried no credential.
@@ -226,7 +229,17 @@ class Authenticator:
         if not self._client_certificates:
             return None
         der = peer_certificate(request)
-        return user_from_certificate(der) if der is not None else None
+        if der is None:
+            return None
+        # Parsing a certificate costs more than serving a cached GET; the same few client
+        # certificates arrive on every request, so remember what each one says.
+        user = self._certificate_users.get(der)
+        if user is None:
+            user = user_from_certificate(der)
+            if len(self._certificate_users) >= CERTIFICATE_CACHE_SIZE:
+                self._certificate_users.clear()
+            self._certificate_users[der] = user
+        return user
 
     async def _from_token(self, request: web.BaseRequest) -> UserInfo | None:
         token = bearer_token(request.headers.get("Authorization")) if self._tokens else None

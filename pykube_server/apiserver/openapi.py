@@ -62,10 +62,9 @@ def _convert(schema: Any, ref_prefix: str) -> Any:
     return out
 
 
-def _closure(names: Iterable[str]) -> list[str]:
+def _closure(names: Iterable[str], defs: dict[str, Obj]) -> list[str]:
     seen: dict[str, None] = {}
     stack = list(names)
-    defs = schemas.all_definitions()
     while stack:
         name = stack.pop()
         if name in seen or name not in defs:
@@ -97,13 +96,22 @@ def _param(name: str, description: str = "", *, where: str = "query", required: 
 class OpenAPI:
     """Documents built on first use and kept, with their hashes."""
 
-    def __init__(self, resources: Iterable[ResourceSpec], version: str) -> None:
+    def __init__(self, resources: Iterable[ResourceSpec], version: str,
+                 extra_definitions: dict[str, Obj] | None = None) -> None:
+        """`extra_definitions`: custom resources' schemas, in the same JSON Schema form as the
+        built-in ones, found for a spec through their `x-kubernetes-group-version-kind`."""
         self.version = version
+        self._defs = {**schemas.all_definitions(), **extra_definitions} if extra_definitions else schemas.all_definitions()
+        self._custom = {(gvk.get("group", ""), gvk.get("version", ""), gvk.get("kind", "")): name
+                        for name, d in (extra_definitions or {}).items() for gvk in d.get("x-kubernetes-group-version-kind", [])}
         self.by_gv: dict[str, list[ResourceSpec]] = {}
         for spec in resources:
             self.by_gv.setdefault(self.gv_path(spec), []).append(spec)
         self._v3: dict[str, tuple[bytes, str]] = {}
         self._v2: bytes | None = None
+
+    def definition(self, spec: ResourceSpec) -> str:
+        return spec.definition or self._custom.get((spec.group, spec.version, spec.kind), "")
 
     @staticmethod
     def gv_path(spec: ResourceSpec) -> str:
@@ -127,7 +135,7 @@ class OpenAPI:
 
     def v2(self) -> bytes:
         if self._v2 is None:
-            defs = schemas.all_definitions()
+            defs = self._defs
             definitions = {name: _convert(defs[name], "#/definitions/") for name in defs}
             paths: Obj = {}
             for specs in self.by_gv.values():
@@ -142,15 +150,15 @@ class OpenAPI:
         roots = []
         for spec in specs:
             paths.update(self._paths(spec, "#/components/schemas/", v2=False))
-            if spec.definition:
-                roots.append(spec.definition)
+            if self.definition(spec):
+                roots.append(self.definition(spec))
         roots += ["io.k8s.apimachinery.pkg.apis.meta.v1.Status", "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
                   "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent", "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"]
         if any(s.subresource("scale") for s in specs):
             roots.append("io.k8s.api.autoscaling.v1.Scale")
-        roots += [s.definition + "List" for s in specs if s.definition and s.definition + "List" in schemas.all_definitions()]
-        defs = schemas.all_definitions()
-        components = {name: _convert(defs[name], "#/components/schemas/") for name in _closure(roots)}
+        defs = self._defs
+        roots += [self.definition(s) + "List" for s in specs if self.definition(s) and self.definition(s) + "List" in defs]
+        components = {name: _convert(defs[name], "#/components/schemas/") for name in _closure(roots, defs)}
         return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{self.version}.0"},
                 "paths": paths, "components": {"schemas": components}}
 
@@ -158,9 +166,10 @@ class OpenAPI:
         base = f"/{self.gv_path(spec)}"
         collection = f"{base}/namespaces/{{namespace}}/{spec.plural}" if spec.namespaced else f"{base}/{spec.plural}"
         gvk = {"group": spec.group, "version": spec.version, "kind": spec.kind}
-        body_ref = {"$ref": ref + spec.definition} if spec.definition else {"type": "object"}
-        list_def = spec.definition + "List"
-        list_ref = {"$ref": ref + list_def} if spec.definition and list_def in schemas.all_definitions() else {"type": "object"}
+        definition = self.definition(spec)
+        body_ref = {"$ref": ref + definition} if definition else {"type": "object"}
+        list_def = definition + "List"
+        list_ref = {"$ref": ref + list_def} if definition and list_def in self._defs else {"type": "object"}
         path_params = [_param("namespace", "object name and auth scope, such as for teams and projects", where="path", required=True)] \
             if spec.namespaced else []
         name_param = [_param("name", f"name of the {spec.kind}", where="path", required=True)]

@@ -14,6 +14,7 @@ from aiohttp import web
 from pykube_server.apiserver import certs
 from pykube_server.apiserver.app import SERVER, Settings, make_app
 from pykube_server.apiserver.kubeconfig import write_kubeconfig
+from pykube_server.registry.ipallocator import IPRange
 
 log = logging.getLogger("pykube")
 
@@ -29,7 +30,10 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
                    help="how long watch history is kept before compaction (default 300)")
     # Hidden: tests shorten the compactor's period to see 410 Expired without waiting a minute.
     p.add_argument("--compaction-interval-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
-    p.add_argument("--service-cluster-ip", default="127.96.0.1", help="ClusterIP of the kubernetes Service")
+    p.add_argument("--service-cluster-ip-range", default="127.96.0.0/16",
+                   help="CIDR ClusterIPs are allocated from; its first address is the kubernetes Service's (default 127.96.0.0/16)")
+    p.add_argument("--service-node-port-range", default="30000-32767",
+                   help="port range NodePorts are allocated from (default 30000-32767)")
     p.add_argument("--log-level", default="INFO")
 
 
@@ -43,9 +47,16 @@ def settings_from(args: argparse.Namespace, port: int) -> Settings:
         token_auth_file=args.token_auth_file,
         compaction_retention_seconds=args.watch_history_seconds,
         compaction_interval_seconds=args.compaction_interval_seconds,
-        kubernetes_service_ip=args.service_cluster_ip,
+        service_cluster_ip_range=args.service_cluster_ip_range,
+        service_node_port_range=args.service_node_port_range,
+        kubernetes_service_ip=kubernetes_service_ip(args),
         secure_port=port,
     )
+
+
+def kubernetes_service_ip(args: argparse.Namespace) -> str:
+    """The first address of the service range (kube-apiserver's rule for the `kubernetes` Service)."""
+    return IPRange(args.service_cluster_ip_range).first()
 
 
 Components = Callable[[str, certs.Pki, Path], Awaitable[None]]
@@ -55,7 +66,7 @@ Components = Callable[[str, certs.Pki, Path], Awaitable[None]]
 async def serve(args: argparse.Namespace, *, components: Components | None = None) -> None:
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    pki = certs.ensure_pki(data_dir / "pki", extra_sans=[args.service_cluster_ip, args.bind_address])
+    pki = certs.ensure_pki(data_dir / "pki", extra_sans=[kubernetes_service_ip(args), args.bind_address])
     ssl_context = certs.server_ssl_context(pki)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

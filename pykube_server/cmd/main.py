@@ -11,7 +11,8 @@ import asyncio
 import logging
 import sys
 
-from pykube_server.cmd import apiserver, controller_manager, up
+from pykube_server.cmd import apiserver, controller_manager, kubelet, scheduler, up
+from pykube_server.cmd import proxy
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -29,6 +30,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     apiserver.add_server_flags(api)
     api.add_argument("--kubeconfig", default="", help="also write an admin kubeconfig here")
     controller_manager.add_flags(sub.add_parser("controller-manager", help="run the controller manager"))
+    scheduler.add_flags(sub.add_parser("scheduler", help="run the scheduler"))
+    kubelet.add_flags(sub.add_parser("kubelet", help="run the kubelet of one or more virtual nodes"))
+    proxy.add_flags(sub.add_parser("proxy", help="run kube-proxy: serve ClusterIPs and NodePorts on this machine"))
     return parser.parse_args(argv)
 
 
@@ -39,6 +43,12 @@ async def run(args: argparse.Namespace) -> None:
         await apiserver.serve(args)
     elif args.command == "controller-manager":
         await controller_manager.main(args)
+    elif args.command == "scheduler":
+        await scheduler.main(args)
+    elif args.command == "kubelet":
+        await kubelet.main(args)
+    elif args.command == "proxy":
+        await proxy.main(args)
 
 
 def main(argv: list[str] | None = None) -> None:

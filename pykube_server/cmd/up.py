@@ -36,6 +36,11 @@ def components_for(args: argparse.Namespace) -> list[tuple[Component, list[str]]
     """The table of what `up` runs, with each component's extra flags."""
     table = [
         (Component("controller-manager", "system:kube-controller-manager"), []),
+        (Component("scheduler", "system:kube-scheduler"), []),
+        (Component("proxy", "system:kube-proxy"), []),
+        (Component("kubelet", "system:node:pykube-node-1", ("system:nodes",)),
+         ["--nodes", str(getattr(args, "nodes", 1)), "--runtime", getattr(args, "runtime", "process"),
+          "--data-dir", str(Path(getattr(args, "data_dir", ".pykube")).resolve())]),
     ]
     wanted = [w.strip() for w in getattr(args, "components", "*").split(",") if w.strip()]
     names = {c.name for c, _ in table}
@@ -101,5 +106,6 @@ def run_components(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                 kubeconfig = write_component_kubeconfig(pki, data_dir, server_url, component)
                 argv = ["--kubeconfig", str(kubeconfig), "--log-level", args.log_level, *extra]
                 tg.create_task(supervise(component, argv), name=f"supervise-{component.name}")
+        await asyncio.Event().wait()  # `--components=` (the API server alone) keeps serving until stopped
 
     return run

@@ -35,7 +35,28 @@ def select(spec: str) -> list[str]:
 
 def _register() -> None:
     """The table. Each import is the controller's module; nothing registers itself."""
-    entries: dict[str, ControllerFactory] = {}
+    from pykube_server.controllers import garbagecollector, namespace, rootcacert, serviceaccount
+    from pykube_server.controllers import cronjob, daemonset, job, statefulset, ttlafterfinished
+    from pykube_server.controllers import deployment, replicaset
+    from pykube_server.controllers import endpoints, endpointslice, endpointslicemirroring
+
+    entries: dict[str, ControllerFactory] = {
+        "garbage-collector-controller": garbagecollector.create,
+        "namespace-controller": namespace.create,
+        "root-ca-certificate-publisher-controller": rootcacert.create,
+        "serviceaccount-controller": serviceaccount.create,
+        "job-controller": job.JobReconciler.create,
+        "cronjob-controller": cronjob.CronJobReconciler.create,
+        "ttl-after-finished-controller": ttlafterfinished.TTLAfterFinishedReconciler.create,
+        "statefulset-controller": statefulset.StatefulSetReconciler.create,
+        "daemonset-controller": daemonset.DaemonSetReconciler.create,
+        "replicaset-controller": replicaset.replicaset_controller,
+        "replicationcontroller-controller": replicaset.replicationcontroller_controller,
+        "deployment-controller": deployment.deployment_controller,
+        "endpoints-controller": endpoints.create,
+        "endpointslice-controller": endpointslice.create,
+        "endpointslice-mirroring-controller": endpointslicemirroring.create,
+    }
     for name, factory in entries.items():
         if name in CONTROLLERS:
             raise ValueError(f"controller {name} registered twice")

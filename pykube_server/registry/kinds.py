@@ -10,7 +10,9 @@ import base64
 
 from typing import Any
 
+from pykube_server.registry.crd.definition import CRDStrategy
 from pykube_server.registry.printers import columns_for
+from pykube_server.registry.servicealloc import ServiceAllocator, drop_type_dependent_fields, patch_allocated_values
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.strategy import Strategy, meta_field
 
@@ -93,6 +95,12 @@ class SecretStrategy(Strategy):
 class NodeStrategy(Strategy):
     selectable = {"spec.unschedulable": lambda o: "true" if (o.get("spec") or {}).get("unschedulable") else "false"}
 
+    def prepare_for_create(self, obj: Obj) -> None:
+        status = obj.get("status")
+        super().prepare_for_create(obj)
+        if status is not None:  # kube's nodeStrategy keeps status on create: kubelets register with it
+            obj["status"] = status
+
 
 class EventStrategy(Strategy):
     selectable = {
@@ -106,7 +114,28 @@ class EventStrategy(Strategy):
 
 
 class ServiceStrategy(Strategy):
+    """ClusterIPs and NodePorts come from `allocator` (set by the API server; None: no
+    allocation) once the object validated; `_allocating` remembers which write the main hooks
+    prepared, so a /status write (whose canonicalize also runs) never allocates."""
+
     selectable = {"spec.clusterIP": meta_field("spec", "clusterIP"), "spec.type": meta_field("spec", "type")}
+    allocator: ServiceAllocator | None = None
+    _allocating: tuple[Obj, Obj | None] | None = None
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        self._allocating = (obj, None)
+
+    def prepare_for_update(self, obj: Obj, old: Obj) -> None:
+        super().prepare_for_update(obj, old)
+        patch_allocated_values(obj, old)
+        drop_type_dependent_fields(obj, old)
+        self._allocating = (obj, old)
+
+    def canonicalize(self, obj: Obj) -> None:
+        pending, self._allocating = self._allocating, None
+        if self.allocator is not None and pending is not None and pending[0] is obj:
+            self.allocator.allocate(obj, pending[1])
 
 
 class ReplicaSetStrategy(Strategy):
@@ -145,7 +174,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("autoscaling", "horizontalpodautoscalers"): GenerationStrategy,
     ("policy", "poddisruptionbudgets"): GenerationStrategy,
     ("networking.k8s.io", "networkpolicies"): GenerationStrategy,
-    ("apiextensions.k8s.io", "customresourcedefinitions"): GenerationStrategy,
+    ("apiextensions.k8s.io", "customresourcedefinitions"): CRDStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CSRStrategy,
 }
 

@@ -459,7 +459,7 @@ class ResourceStore:
         meta.pop("selfLink", None)
         strategy = self.status_strategy if status else self.strategy
         strategy.prepare_for_update(body, current)
-        if not status:
+        if not status and not finalize:  # (the namespace default would put `kubernetes` back)
             self.strategy.default(body)
         errs = strategy.validate_update(body, current)
         if errs:

@@ -242,6 +242,8 @@ class Cacher:
         self._ready = asyncio.Event()
         self.failed: BaseException | None = None
         self._maps = _MapPool()
+        self._loading: dict[str, list[Event]] = {}
+        """Roots being added (`add_root`): their events wait here until the state is read."""
 
     def resource(self, root: str) -> ResourceCache:
         return self.resources[root]
@@ -309,20 +311,68 @@ class Cacher:
         revision = event.kv.mod_revision
         root = self._root_of(event.kv.key)
         if root is not None:
-            res = self.resources[root]
-            prev = res.objects.get(event.kv.key)
-            if event.kind == "delete":
-                if prev is not None:
-                    obj = self._cached(root, event.kv, revision)
-                    res.apply(CacheEvent("DELETED", revision, obj, prev))
-            else:
-                obj = self._cached(root, event.kv, revision)
-                res.apply(CacheEvent("MODIFIED" if prev is not None else "ADDED", revision, obj, prev))
+            self._apply(root, event)
+        elif self._loading:
+            loading = _loading_root(self._loading, event.kv.key)
+            if loading is not None:
+                self._loading[loading].append(event)
         self.revision = revision
         while self._waiters and self._waiters[0][0] <= revision:
             _, _, fut = heapq.heappop(self._waiters)
             if not fut.done():
                 fut.set_result(None)
+
+    def _apply(self, root: str, event: Event) -> None:
+        revision = event.kv.mod_revision
+        res = self.resources[root]
+        prev = res.objects.get(event.kv.key)
+        if event.kind == "delete":
+            if prev is not None:
+                obj = self._cached(root, event.kv, revision)
+                res.apply(CacheEvent("DELETED", revision, obj, prev))
+        else:
+            obj = self._cached(root, event.kv, revision)
+            res.apply(CacheEvent("MODIFIED" if prev is not None else "ADDED", revision, obj, prev))
+
+    async def add_root(self, root: str) -> ResourceCache:
+        """Start caching a key root that appeared after start (a custom resource's
+        `/registry/<group>/<plural>`): its objects as of the cache's revision are read from the
+        backend, and its events after that revision, held back meanwhile, are applied on top.
+        Its event window starts there (older resourceVersions get 410 Expired)."""
+        if root in self.resources:
+            return self.resources[root]
+        pending: list[Event] = []
+        self._loading[root] = pending
+        try:
+            while True:
+                at = self.revision
+                pending.clear()
+                try:
+                    page = await self._backend.scan(root + "/", revision=at)
+                    break
+                except Compacted:
+                    continue
+        finally:
+            self._loading.pop(root, None)
+        if root in self.resources:  # added concurrently
+            return self.resources[root]
+        res = ResourceCache(root)
+        res.window_start = at
+        for kv in page.items:
+            res.objects[kv.key] = self._cached(root, kv, kv.mod_revision)
+        self.resources[root] = res
+        for event in pending:
+            self._apply(root, event)
+        return res
+
+    def remove_root(self, root: str) -> None:
+        """Stop caching a key root (its custom resource is no longer served); its watchers end."""
+        res = self.resources.pop(root, None)
+        if res is None:
+            return
+        for watcher in res.watchers:
+            watcher.closed = True
+            watcher.wakeup.set()
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -385,4 +435,15 @@ class Cacher:
                 watcher.wakeup.set()
 
     def stop_watch(self, root: str, watcher: Watcher) -> None:
-        self.resources[root].watchers.discard(watcher)
+        res = self.resources.get(root)
+        if res is not None:
+            res.watchers.discard(watcher)
+
+
+def _loading_root(loading: Mapping[str, object], key: str) -> str | None:
+    """The root being added that `key` lies under (namespaced or cluster-scoped key)."""
+    head = key.rpartition("/")[0]
+    if head in loading:
+        return head
+    head = head.rpartition("/")[0]
+    return head if head in loading else None

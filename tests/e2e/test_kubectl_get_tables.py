@@ -9,6 +9,7 @@ through `pods/status`, and kubectl's own additions that rely on each row's objec
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,6 +18,18 @@ import pytest
 from tests.conftest import ServerProcess, requires_kubectl
 
 pytestmark = requires_kubectl
+
+
+@pytest.fixture
+def cluster(api_cluster: ServerProcess) -> ServerProcess:
+    """The API server alone: these tables and commands are about the API, and pods must keep
+    the statuses the tests write (no scheduler or kubelet moves them along)."""
+    return api_cluster
+
+
+@pytest.fixture
+def namespace(api_namespace: str) -> str:
+    return api_namespace
 
 AGE = re.compile(r"^\d+s$")
 
@@ -47,8 +60,6 @@ kind: Service
 metadata: {name: front}
 spec:
   selector: {app: web}
-  clusterIP: 127.96.5.5
-  clusterIPs: [127.96.5.5]
   ports: [{name: http, port: 80}, {name: https, port: 443}]
 ---
 apiVersion: v1
@@ -77,11 +88,30 @@ spec: {holderIdentity: me}
 """
 
 
+PAUSED_DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 2
+  paused: true
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: nginx, image: "nginx:1.25"}]
+"""
+
+
 @pytest.fixture
-def objects(cluster: ServerProcess, namespace: str) -> str:
-    cluster.kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", "-n", namespace)
+def objects(cluster: ServerProcess, namespace: str) -> Iterator[str]:
+    # Paused from the start, the deployment controller creates no ReplicaSet, so READY stays
+    # 0/2 however fast the rest of the cluster is.
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=PAUSED_DEPLOYMENT)
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=OBJECTS)
-    return namespace
+    yield namespace
+    # The fixed ClusterIP can belong to one Service at a time: free it for the next test.
+    cluster.kubectl("delete", "service", "front", "-n", namespace, "--wait=false")
 
 
 def test_get_many_kinds_wide(cluster: ServerProcess, objects: str) -> None:
@@ -106,7 +136,7 @@ def test_get_many_kinds_wide(cluster: ServerProcess, objects: str) -> None:
             assert want.match(got) if isinstance(want, re.Pattern) else got == want, row
 
     check("deployment.apps", "web", ["0/2", "0", "0", AGE, "nginx", "nginx:1.25", "app=web"])
-    check("service", "front", ["ClusterIP", "127.96.5.5", "<none>", "80/TCP,443/TCP", AGE, "app=web"])
+    check("service", "front", ["ClusterIP", re.compile(r"^127\.96\.\d+\.\d+$"), "<none>", "80/TCP,443/TCP", AGE, "app=web"])
     check("configmap", "settings", ["2", AGE])
     check("secret", "creds", ["Opaque", "1", AGE])
     check("serviceaccount", "robot", ["0", AGE])

@@ -19,6 +19,18 @@ from tests.conftest import ServerProcess, requires_kubectl
 
 pytestmark = requires_kubectl
 
+
+@pytest.fixture
+def cluster(api_cluster: ServerProcess) -> ServerProcess:
+    """The API server alone: these tables and commands are about the API, and pods must keep
+    the statuses the tests write (no scheduler or kubelet moves them along)."""
+    return api_cluster
+
+
+@pytest.fixture
+def namespace(api_namespace: str) -> str:
+    return api_namespace
+
 CM = """apiVersion: v1
 kind: ConfigMap
 metadata:

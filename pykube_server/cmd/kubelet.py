@@ -1,0 +1,47 @@
+"""`pykube-server kubelet`: flags to KubeletSettings to the kubelet's run().
+
+SIGTERM is turned into cancellation so that a clean stop stops the containers it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from pykube_server.kubelet.agent import KubeletSettings, run
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", required=True, help="credentials and server to talk to")
+    p.add_argument("--nodes", type=int, default=1, help="virtual nodes to run (default 1)")
+    p.add_argument("--node-name-prefix", default="pykube-node-", help="node i is named <prefix><i>")
+    p.add_argument("--runtime", choices=("process", "simulated"), default="process",
+                   help="how pods run: real local processes, or simulated (default process)")
+    p.add_argument("--data-dir", default="data", help="runtime state, container logs, serving certificate")
+    p.add_argument("--pod-cidr", default="127.244.0.0/16", help="node i gets the i-th /24 of this range")
+    p.add_argument("--simulated-cpu", default="32")
+    p.add_argument("--simulated-memory", default="256Gi")
+    p.add_argument("--simulated-pods", type=int, default=110)
+    p.add_argument("--simulated-start-delay", type=float, default=0.0, help="seconds before a simulated container runs")
+    p.add_argument("--port", type=int, default=0, help="kubelet HTTPS port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--kube-api-qps", type=float, default=50.0)
+    p.add_argument("--kube-api-burst", type=int, default=100)
+    p.add_argument("--log-level", default="INFO")
+
+
+async def main(args: argparse.Namespace) -> None:
+    settings = KubeletSettings(
+        kubeconfig=args.kubeconfig, data_dir=args.data_dir, nodes=args.nodes, node_name_prefix=args.node_name_prefix,
+        runtime=args.runtime, pod_cidr_base=args.pod_cidr, simulated_cpu=args.simulated_cpu,
+        simulated_memory=args.simulated_memory, simulated_pods=args.simulated_pods,
+        simulated_start_delay_seconds=args.simulated_start_delay, port=args.port, qps=args.kube_api_qps,
+        burst=args.kube_api_burst)
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await run(settings)
+    except asyncio.CancelledError:
+        pass

@@ -1,0 +1,471 @@
+"""Pod workers: one sequential, level-triggered worker per pod bound to this node.
+
+Why this shape: the kubelet's `podWorkers` give each pod one goroutine so that a slow pod
+never blocks another and no two syncs of one pod overlap. Here each pod gets one task in the
+`PodWorkers` TaskGroup that sleeps until woken (the pod changed in the API, a container
+changed in the runtime, a probe result changed, a back-off ran out, or the 10 s resync), then
+compares desired (the pod) with actual (the runtime) and acts:
+
+1. pod gone from the API: stop and remove everything, release the IP, end;
+2. pod has `deletionTimestamp`: `Killing` each running container (SIGTERM, SIGKILL after the
+   grace period), write the terminal status (Succeeded if every container exited 0, else
+   Failed), remove the sandbox, then DELETE the pod with gracePeriodSeconds=0 (uid
+   precondition) as the real status manager does;
+3. pod terminal: keep things as they are (logs stay readable) until it is deleted;
+4. otherwise: a sandbox with an IP; init containers one by one, each to success; then every
+   container, restarted per restartPolicy with the back-off (CrashLoopBackOff while waiting);
+   probes per running container; liveness/startup failures kill the container;
+5. write `pods/<name>/status` when the computed status changed.
+
+Events are the kubelet's: Pulling, Pulled, Created, Started, Killing, BackOff, Failed,
+Unhealthy, with the real messages and `spec.containers{name}` field paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from pykube_server.api import errors
+from pykube_server.api.types import Obj
+from pykube_server.client.clock import Timer
+from pykube_server.client.events import NORMAL, WARNING
+from pykube_server.client.rest import PODS, TransportError
+from pykube_server.kubelet import status as podstatus
+from pykube_server.kubelet.backoff import go_duration
+from pykube_server.kubelet.context import NodeContext
+from pykube_server.kubelet.env import EnvError, container_env
+from pykube_server.kubelet.probes import LIVENESS, READINESS, SPEC_FIELDS, STARTUP, Prober, ProbeResults
+from pykube_server.kubelet.runtime import (
+    ContainerConfig, ContainerState, ContainerStatus, RuntimeServiceError, SandboxConfig, SandboxState,
+)
+
+log = logging.getLogger(__name__)
+
+RESYNC_SECONDS = 10.0
+RETRY_SECONDS = 1.0
+
+
+def _pod_ref(pod: Obj) -> str:
+    meta = pod["metadata"]
+    return f"{meta['name']}_{meta['namespace']}({meta['uid']})"
+
+
+def should_restart(policy: str, exit_code: int | None) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+class PodWorker:
+    def __init__(self, ctx: NodeContext, pod: Obj) -> None:
+        self.ctx = ctx
+        self.pod = pod
+        self.uid: str = pod["metadata"]["uid"]
+        self.removed = False
+        self.done = False
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._timer: Timer | None = None
+        self._due = 0.0
+        self._last_all_succeeded = False
+        self._sandbox_id = ""
+        self._ip = ""
+        self._written: Obj | None = None
+        self._waiting: dict[str, tuple[str, str]] = {}
+        self._probes: dict[str, tuple[ProbeResults, list[asyncio.Task[None]]]] = {}
+        self._start_time = (pod.get("status") or {}).get("startTime") or ""
+        self._tg: asyncio.TaskGroup | None = None
+
+    # --- driving -----------------------------------------------------------------------------
+    def update(self, pod: Obj | None) -> None:
+        if pod is None:
+            self.removed = True
+        elif pod["metadata"].get("uid") == self.uid:
+            self.pod = pod
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_after(self, seconds: float) -> None:
+        """Sync again after `seconds` (an earlier pending wake-up is kept)."""
+        now = self.ctx.clock.now()
+        due = now + seconds
+        if self._timer is not None and now < self._due <= due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._due = self.ctx.clock.call_later(seconds, self.wake), due
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            while not self.done:
+                await self._wake.wait()
+                self._wake.clear()
+                try:
+                    await self.sync()
+                except (TransportError, errors.StatusError, RuntimeServiceError) as exc:
+                    log.warning("pod %s: sync failed: %s; retrying", _pod_ref(self.pod), exc)
+                    self.wake_after(RETRY_SECONDS)
+                except Exception:  # one pod's bug must not stop the node's other pods
+                    log.exception("pod %s: sync failed; retrying", _pod_ref(self.pod))
+                    self.wake_after(RESYNC_SECONDS)
+                if not self.done:
+                    self.wake_after(RESYNC_SECONDS)
+            self._stop_probes(keep=())
+        if self._timer is not None:
+            self._timer.cancel()
+
+    # --- one sync ----------------------------------------------------------------------------
+    async def sync(self) -> None:
+        await self._find_sandbox()
+        if self.removed:
+            await self._teardown()
+            self.done = True
+            return
+        if self.pod["metadata"].get("deletionTimestamp"):
+            await self._terminate()
+            return
+        if (self.pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and self._written is None:
+            return  # finished before we (re)started: nothing to run, logs stay until deletion
+        if self._written is not None and self._written.get("phase") in ("Succeeded", "Failed"):
+            return
+        await self._ensure_sandbox()
+        containers = list(await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id))
+        init_ok, failed = await self._sync_init(containers)
+        if init_ok and not failed:
+            await self._sync_containers(containers)
+        await self._write_status(phase="Failed" if failed else None)
+
+    async def _find_sandbox(self) -> None:
+        if self._sandbox_id:
+            return
+        for sandbox in await self.ctx.runtime.list_pod_sandboxes():
+            if sandbox.uid == self.uid and sandbox.state is SandboxState.READY:
+                self._sandbox_id, self._ip = sandbox.id, sandbox.ip
+                self.ctx.ips.reserve(sandbox.ip)
+
+    async def _ensure_sandbox(self) -> None:
+        if self._sandbox_id:
+            return
+        meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        ip = self.ctx.ips.allocate()
+        try:
+            self._sandbox_id = await self.ctx.runtime.run_pod_sandbox(SandboxConfig(
+                uid=self.uid, namespace=meta["namespace"], name=meta["name"], ip=ip,
+                hostname=spec.get("hostname") or meta["name"], labels=meta.get("labels") or {},
+                annotations=meta.get("annotations") or {}))
+        except BaseException:
+            self.ctx.ips.release(ip)
+            raise
+        self._ip = ip
+        if not self._start_time:
+            self._start_time = podstatus.rfc3339(self.ctx.clock.wall())
+
+    # --- containers --------------------------------------------------------------------------
+    @staticmethod
+    def _instances(containers: Sequence[ContainerStatus], name: str) -> list[ContainerStatus]:
+        return sorted((c for c in containers if c.name == name), key=lambda c: c.attempt)
+
+    async def _sync_init(self, containers: list[ContainerStatus]) -> tuple[bool, bool]:
+        """(all init containers succeeded, the pod failed for good)."""
+        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        for spec in (self.pod.get("spec") or {}).get("initContainers") or []:
+            instances = self._instances(containers, spec["name"])
+            current = instances[-1] if instances else None
+            if current is not None and current.state is ContainerState.EXITED and current.exit_code == 0:
+                continue
+            if current is None:
+                await self._start(spec, 0, init=True)
+            elif current.state is ContainerState.EXITED:
+                if policy == "Never":
+                    return False, True
+                await self._restart(spec, current, init=True)
+            return False, False
+        return True, False
+
+    async def _sync_containers(self, containers: list[ContainerStatus]) -> None:
+        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        for spec in (self.pod.get("spec") or {}).get("containers") or []:
+            instances = self._instances(containers, spec["name"])
+            current = instances[-1] if instances else None
+            if current is None:
+                await self._start(spec, 0, init=False)
+                continue
+            if current.state is ContainerState.RUNNING:
+                self._waiting.pop(spec["name"], None)
+                current = await self._check_liveness(spec, current)
+            if current.state is ContainerState.EXITED and should_restart(policy, current.exit_code):
+                await self._restart(spec, current, init=False)
+        self._sync_probes([c for c in await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id)
+                           if c.state is ContainerState.RUNNING])
+
+    async def _check_liveness(self, spec: Obj, current: ContainerStatus) -> ContainerStatus:
+        results = self._probes.get(current.id, (None, []))[0]
+        if results is None or not (results.liveness_failed or results.startup_failed):
+            return current
+        kind = "liveness" if results.liveness_failed else "startup"
+        self._event(NORMAL, "Killing", f"Container {spec['name']} failed {kind} probe, will be restarted", spec)
+        await self.ctx.runtime.stop_container(current.id, timeout=self._grace())
+        for c in await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id):
+            if c.id == current.id:
+                return c
+        return current
+
+    async def _restart(self, spec: Obj, current: ContainerStatus, *, init: bool) -> None:
+        key = f"{self.uid}/{spec['name']}"
+        now = self.ctx.wall()
+        left = self.ctx.backoff.remaining(key, finished_at=current.finished_at or now, now=now)
+        if left > 0:
+            delay = self.ctx.backoff.delay(key)
+            message = f"back-off {go_duration(delay)} restarting failed container={spec['name']} pod={_pod_ref(self.pod)}"
+            if self._waiting.get(spec["name"], ("",))[0] != "CrashLoopBackOff":
+                self._event(WARNING, "BackOff", f"Back-off restarting failed container {spec['name']} in pod "
+                                                f"{_pod_ref(self.pod)}", spec, init=init)
+            self._waiting[spec["name"]] = ("CrashLoopBackOff", message)
+            self.wake_after(left + 0.01)
+            return
+        self.ctx.backoff.next(key, now=now)
+        await self._start(spec, current.attempt + 1, init=init)
+        await self._prune(spec["name"])
+
+    async def _prune(self, name: str) -> None:
+        """Keep the newest two instances of a container (current and lastState)."""
+        instances = self._instances(await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id), name)
+        for old in instances[:-2]:
+            await self.ctx.runtime.remove_container(old.id)
+
+    async def _start(self, spec: Obj, attempt: int, *, init: bool) -> None:
+        name, image = spec["name"], spec.get("image", "")
+        try:
+            env = await container_env(self._pod_with_ips(), spec, services=self._services(), getter=self.ctx.getter,
+                                      allocatable=self.ctx.allocatable)
+        except EnvError as exc:
+            if self._waiting.get(name, ("",))[0] != "CreateContainerConfigError":
+                self._event(WARNING, "Failed", f"Error: {exc}", spec, init=init)
+            self._waiting[name] = ("CreateContainerConfigError", str(exc))
+            self.wake_after(RESYNC_SECONDS)
+            return
+        await self._pull(spec, init=init)
+        config = ContainerConfig(name=name, image=image, command=tuple(spec.get("command") or ()),
+                                 args=tuple(spec.get("args") or ()), env=env,
+                                 working_dir=spec.get("workingDir") or "", attempt=attempt,
+                                 annotations=self.pod["metadata"].get("annotations") or {})
+        cid = await self.ctx.runtime.create_container(self._sandbox_id, config)
+        self._waiting.pop(name, None)
+        self._event(NORMAL, "Created", f"Created container: {name}", spec, init=init)
+        if not config.command and not config.args and self.ctx.runtime.name == "pykube":
+            self._event(WARNING, "NoCommand", f'container "{name}" has neither command nor args and image '
+                        f'"{image}" is not pulled: running a placeholder that waits until stopped', spec, init=init)
+        try:
+            await self.ctx.runtime.start_container(cid)
+        except RuntimeServiceError as exc:
+            self._event(WARNING, "Failed", f"Error: {exc}", spec, init=init)
+            return
+        self._event(NORMAL, "Started", f"Started container {name}", spec, init=init)
+
+    def _pod_with_ips(self) -> Obj:
+        """The pod as the downward API sees it at container start (IPs known before status is written)."""
+        host = self.ctx.host_ip
+        status = {**(self.pod.get("status") or {}), "podIP": self._ip, "podIPs": [{"ip": self._ip}],
+                  "hostIP": host, "hostIPs": [{"ip": host}]}
+        return {**self.pod, "status": status}
+
+    async def _pull(self, spec: Obj, *, init: bool) -> None:
+        image = spec.get("image", "")
+        policy = spec.get("imagePullPolicy") or "IfNotPresent"
+        if policy != "Always" and await self.ctx.runtime.image_exists(image):
+            self._event(NORMAL, "Pulled", f'Container image "{image}" already present on machine', spec, init=init)
+            return
+        self._event(NORMAL, "Pulling", f'Pulling image "{image}"', spec, init=init)
+        began = time.monotonic()
+        size = await self.ctx.runtime.pull_image(image)
+        took = f"{(time.monotonic() - began) * 1000:.0f}ms"
+        self._event(NORMAL, "Pulled", f'Successfully pulled image "{image}" in {took} ({took} including waiting). '
+                                      f"Image size: {size} bytes.", spec, init=init)
+
+    def _services(self) -> Iterable[Obj]:
+        spec = self.pod.get("spec") or {}
+        return self.ctx.services(self.pod["metadata"]["namespace"], spec.get("enableServiceLinks", True) is not False)
+
+    # --- probes ------------------------------------------------------------------------------
+    def _sync_probes(self, running: list[ContainerStatus]) -> None:
+        specs = {c["name"]: c for c in (self.pod.get("spec") or {}).get("containers") or []}
+        for c in running:
+            if c.id in self._probes or c.name not in specs:
+                continue
+            spec = specs[c.name]
+            results = ProbeResults(started=not spec.get("startupProbe"), ready=False)
+            tasks = []
+            for kind in (STARTUP, LIVENESS, READINESS):
+                probe = spec.get(SPEC_FIELDS[kind])
+                if probe and self._tg is not None:
+                    results.has.add(kind)
+                    prober = Prober(kind, probe, container=spec, container_id=c.id, pod_ip=self._ip,
+                                    runtime=self.ctx.runtime, results=results, on_change=self.wake,
+                                    on_failure=lambda k, out, s=spec: self._unhealthy(k, out, s), clock=self.ctx.clock)
+                    tasks.append(self._tg.create_task(prober.run()))
+            self._probes[c.id] = (results, tasks)
+        self._stop_probes(keep={c.id for c in running})
+
+    def _stop_probes(self, keep: Iterable[str]) -> None:
+        keep = set(keep)
+        for cid in [cid for cid in self._probes if cid not in keep]:
+            for task in self._probes.pop(cid)[1]:
+                task.cancel()
+
+    def _unhealthy(self, kind: str, output: str, spec: Obj) -> None:
+        self._event(WARNING, "Unhealthy", f"{kind} probe failed: {output}", spec)
+
+    # --- termination -------------------------------------------------------------------------
+    def _grace(self) -> float:
+        meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        grace = meta.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds", 30)
+        return float(max(int(grace), 2 if grace else 0))
+
+    async def _terminate(self) -> None:
+        running = [c for c in await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id)
+                   if self._sandbox_id and c.state is ContainerState.RUNNING]
+        specs = {c["name"]: c for c in self._all_specs()}
+        for c in running:
+            self._event(NORMAL, "Killing", f"Stopping container {c.name}", specs.get(c.name, {"name": c.name}))
+        self._stop_probes(keep=())
+        grace = self._grace()
+        await asyncio.gather(*(self.ctx.runtime.stop_container(c.id, timeout=grace) for c in running))
+        await self._write_status(phase=self._terminal_phase(), terminal=True)
+        await self._teardown()
+        meta = self.pod["metadata"]
+        try:
+            await self.ctx.client.delete(PODS, meta["name"], namespace=meta["namespace"], grace_period_seconds=0,
+                                         preconditions={"uid": self.uid})
+        except (errors.NotFound, errors.Conflict):
+            pass
+        self.done = True
+
+    def _terminal_phase(self) -> str:
+        return "Succeeded" if self._last_all_succeeded else "Failed"
+
+    async def _teardown(self) -> None:
+        self._stop_probes(keep=())
+        for sandbox in await self.ctx.runtime.list_pod_sandboxes():
+            if sandbox.uid == self.uid:
+                await self.ctx.runtime.remove_pod_sandbox(sandbox.id)
+                self.ctx.ips.release(sandbox.ip)
+        self.ctx.backoff.forget_prefix(f"{self.uid}/")
+        self._sandbox_id = ""
+
+    def _all_specs(self) -> list[Obj]:
+        spec = self.pod.get("spec") or {}
+        return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+
+    # --- status ------------------------------------------------------------------------------
+    def _views(self, specs: list[Obj], containers: Sequence[ContainerStatus]) -> list[podstatus.ContainerView]:
+        views = []
+        for spec in specs:
+            instances = self._instances(containers, spec["name"])
+            current = instances[-1] if instances else None
+            previous = instances[-2] if len(instances) > 1 else None
+            results = self._probes.get(current.id, (None, []))[0] if current else None
+            running = current is not None and current.state is ContainerState.RUNNING
+            started = running and (results is None or results.started)
+            ready = started and (results is None or READINESS not in results.has or results.ready)
+            views.append(podstatus.ContainerView(spec, current, previous, self._waiting.get(spec["name"]),
+                                                 ready=bool(ready), started=bool(started)))
+        return views
+
+    async def _write_status(self, *, phase: str | None = None, terminal: bool = False) -> None:
+        containers = await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id) if self._sandbox_id else []
+        spec = self.pod.get("spec") or {}
+        init = self._views(list(spec.get("initContainers") or []), containers)
+        main = self._views(list(spec.get("containers") or []), containers)
+        if terminal:
+            init = [podstatus.ContainerView(v.spec, v.current, v.previous) for v in init]
+            main = [podstatus.ContainerView(v.spec, v.current, v.previous) for v in main]
+        self._last_all_succeeded = bool(main) and all(v.succeeded for v in main)
+        now = podstatus.rfc3339(self.ctx.clock.wall())
+        status = podstatus.pod_status(self.pod, init=init, containers=main, sandbox_ready=bool(self._sandbox_id),
+                                      pod_ip=self._ip, host_ip=self.ctx.host_ip, start_time=self._start_time or now,
+                                      now=now, runtime=self.ctx.runtime.name, phase=phase)
+        if status == self._written:
+            return
+        meta = self.pod["metadata"]
+        try:
+            updated = await self.ctx.client.patch(PODS, meta["name"], {"status": status}, namespace=meta["namespace"],
+                                                  subresource="status")
+        except errors.NotFound:
+            return
+        self._written = status
+        if updated.get("metadata", {}).get("uid") == self.uid:
+            self.pod = updated
+
+    # --- events ------------------------------------------------------------------------------
+    def _event(self, type: str, reason: str, message: str, spec: Obj, *, init: bool | None = None) -> None:
+        if init is None:
+            init = any(c.get("name") == spec.get("name") for c in (self.pod.get("spec") or {}).get("initContainers") or [])
+        path = f"spec.{'initContainers' if init else 'containers'}{{{spec.get('name', '')}}}"
+        self.ctx.recorder.event(self.pod, type, reason, message, field_path=path)
+
+
+class PodWorkers:
+    """Owns one PodWorker task per pod uid, all inside one TaskGroup."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.workers: dict[str, PodWorker] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._pending: list[Obj] = []
+        self._terminated: set[str] = set()
+        """Pods we stopped and asked the API to delete (a finalizer may keep them a while)."""
+
+    def update(self, pod: Obj) -> None:
+        uid = pod["metadata"].get("uid", "")
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.update(pod)
+            return
+        if uid in self._terminated:
+            return
+        if self._tg is None:
+            self._pending.append(pod)
+            return
+        worker = self.workers[uid] = PodWorker(self.ctx, pod)
+        self._tg.create_task(self._run(worker), name=f"pod-{pod['metadata'].get('name')}")
+
+    def remove(self, pod: Obj) -> None:
+        self._terminated.discard(pod["metadata"].get("uid", ""))
+        worker = self.workers.get(pod["metadata"].get("uid", ""))
+        if worker is not None:
+            worker.update(None)
+
+    def wake_sandbox(self, sandbox_id: str) -> None:
+        for worker in self.workers.values():
+            if worker._sandbox_id == sandbox_id:
+                worker.wake()
+
+    async def _run(self, worker: PodWorker) -> None:
+        try:
+            await worker.run()
+        finally:
+            if self.workers.get(worker.uid) is worker:
+                del self.workers[worker.uid]
+            if not worker.removed:
+                self._terminated.add(worker.uid)
+
+    async def remove_orphans(self, known_uids: set[str]) -> None:
+        """Sandboxes of pods the API no longer has (deleted while we were down): remove them."""
+        for sandbox in await self.ctx.runtime.list_pod_sandboxes():
+            if sandbox.uid not in known_uids and sandbox.uid not in self.workers:
+                log.info("removing orphaned sandbox of pod %s/%s", sandbox.namespace, sandbox.name)
+                await self.ctx.runtime.remove_pod_sandbox(sandbox.id)
+
+    async def run(self, ready: Callable[[], Awaitable[None]] | None = None) -> None:
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            for pod in self._pending:
+                self.update(pod)
+            self._pending.clear()
+            await asyncio.Event().wait()

@@ -1,0 +1,1 @@
+"""kube-proxy: Services' ClusterIPs and NodePorts served on this machine (userspace mode)."""

@@ -1,0 +1,202 @@
+"""job-controller and ttl-after-finished-controller against an in-process API server.
+
+Facts from kube-controller-manager 1.33 recorded here: Job pods are named `<job>-<random>`
+(Indexed: `<job>-<index>-<random>`) and carry the `batch.kubernetes.io/job-tracking` finalizer
+until counted; Indexed pods get the `batch.kubernetes.io/job-completion-index` annotation and
+label, hostname `<job>-<index>` and the JOB_COMPLETION_INDEX env var; status always has
+`ready`, `terminating` and `uncountedTerminatedPods: {}`; a Job that reaches its completions
+gets SuccessCriteriaMet then Complete (reason CompletionsReached, "Reached expected number of
+succeeded pods") and a `Completed` event; too many failures give FailureTarget then Failed
+with reason BackoffLimitExceeded ("Job has reached the specified backoff limit");
+activeDeadlineSeconds gives DeadlineExceeded ("Job was active longer than specified
+deadline"); suspend gives Suspended/JobSuspended; pod failure back-off is 10 s doubling to
+10 minutes (DefaultJobPodFailureBackOff / MaxJobPodFailureBackOff).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pykube_server.api import errors
+from pykube_server.client.rest import JOBS, Client
+from pykube_server.controllers.job import (
+    COMPLETION_INDEX, MAX_POD_FAILURE_BACKOFF, POD_FAILURE_BACKOFF, TRACKING_FINALIZER, format_indexes,
+    parse_indexes,
+)
+from pykube_server.testing import LocalCluster, local_cluster
+
+from tests.controllers.workloads import TEMPLATE_SPEC, event_reasons, eventually, pods_of, running, set_pod_status
+
+NS = "default"
+
+
+def job(name: str, **spec: object) -> dict:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"template": {"spec": TEMPLATE_SPEC}, **spec}}
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    async with local_cluster(tmp_path, storage_url="memory://") as lc:
+        yield lc
+
+
+@pytest.fixture
+async def client(cluster: LocalCluster) -> AsyncIterator[Client]:
+    async with running(cluster, ["job-controller", "ttl-after-finished-controller"]) as c:
+        yield c
+
+
+def cond(obj: dict, kind: str) -> dict | None:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
+
+
+async def wait_pods(client: Client, selector: str, count: int) -> list[dict]:
+    async def check() -> tuple[list[dict]] | None:
+        pods = [p for p in await pods_of(client, NS, selector) if not p["metadata"].get("deletionTimestamp")]
+        return (pods,) if len(pods) == count else None
+    return (await eventually(check, timeout=30))[0]
+
+
+def test_index_formatting() -> None:
+    assert format_indexes({0, 1, 2, 4, 6, 7}) == "0-2,4,6-7"
+    assert parse_indexes("0-2,4,6-7", 7) == {0, 1, 2, 4, 6}
+    assert (POD_FAILURE_BACKOFF, MAX_POD_FAILURE_BACKOFF) == (10.0, 600.0)
+
+
+async def test_completions_and_parallelism(client: Client) -> None:
+    await client.create(JOBS, job("pi", completions=3, parallelism=2), namespace=NS)
+    pods = await wait_pods(client, "job-name=pi", 2)
+    for pod in pods:
+        assert pod["metadata"]["name"].startswith("pi-") and len(pod["metadata"]["name"]) == len("pi-") + 5
+        assert TRACKING_FINALIZER in pod["metadata"]["finalizers"]
+        ref = pod["metadata"]["ownerReferences"][0]
+        assert ref["kind"] == "Job" and ref["controller"] and ref["blockOwnerDeletion"]
+    j = await eventually(lambda: _job_with(client, "pi", lambda s: s.get("active") == 2))
+    assert j["status"]["ready"] == 0 and j["status"]["terminating"] == 0
+    assert j["status"]["uncountedTerminatedPods"] == {} and j["status"]["startTime"]
+    await set_pod_status(client, pods[0], "Running", ready=True)
+    await eventually(lambda: _job_with(client, "pi", lambda s: s.get("ready") == 1))
+    for pod in pods:
+        await set_pod_status(client, pod, "Succeeded", exit_code=0)
+    third = await eventually(lambda: _new_pod(client, "job-name=pi", {p["metadata"]["name"] for p in pods}), timeout=30)
+    await set_pod_status(client, third, "Succeeded", exit_code=0)
+    done = await eventually(lambda: _job_with(client, "pi", lambda s: cond({"status": s}, "Complete")), timeout=30)
+    st = done["status"]
+    assert st["succeeded"] == 3 and "active" not in st and "failed" not in st and st["completionTime"]
+    complete, met = cond(done, "Complete"), cond(done, "SuccessCriteriaMet")
+    assert complete and met and complete["reason"] == met["reason"] == "CompletionsReached"
+    assert complete["message"] == "Reached expected number of succeeded pods"
+    async def finalizers_gone() -> bool:
+        return all(TRACKING_FINALIZER not in (p["metadata"].get("finalizers") or []) for p in await pods_of(client, NS, "job-name=pi"))
+    await eventually(finalizers_gone)
+    await eventually(lambda: _has_events(client, "pi", {"SuccessfulCreate", "Completed"}))
+
+
+async def test_indexed_job(client: Client) -> None:
+    await client.create(JOBS, job("ix", completions=3, parallelism=3, completionMode="Indexed"), namespace=NS)
+    pods = await wait_pods(client, "job-name=ix", 3)
+    by_index = {p["metadata"]["annotations"][COMPLETION_INDEX]: p for p in pods}
+    assert sorted(by_index) == ["0", "1", "2"]
+    for index, pod in by_index.items():
+        assert pod["metadata"]["labels"][COMPLETION_INDEX] == index
+        assert pod["metadata"]["name"].startswith(f"ix-{index}-")
+        assert pod["spec"]["hostname"] == f"ix-{index}"
+        env = pod["spec"]["containers"][0]["env"]
+        assert env[0]["name"] == "JOB_COMPLETION_INDEX"
+    await set_pod_status(client, by_index["1"], "Succeeded", exit_code=0)
+    await eventually(lambda: _job_with(client, "ix", lambda s: s.get("completedIndexes") == "1"))
+    await set_pod_status(client, by_index["0"], "Failed", exit_code=1)
+    await set_pod_status(client, by_index["2"], "Succeeded", exit_code=0)
+    j = await eventually(lambda: _job_with(client, "ix", lambda s: s.get("failed") == 1 and s.get("completedIndexes") == "1-2"))
+    assert j["status"]["succeeded"] == 2
+
+
+async def test_backoff_limit_exceeded(client: Client) -> None:
+    await client.create(JOBS, job("bad", backoffLimit=0), namespace=NS)
+    [pod] = await wait_pods(client, "job-name=bad", 1)
+    await set_pod_status(client, pod, "Failed", exit_code=2)
+    failed = await eventually(lambda: _job_with(client, "bad", lambda s: cond({"status": s}, "Failed")), timeout=30)
+    for kind in ("Failed", "FailureTarget"):
+        c = cond(failed, kind)
+        assert c and c["reason"] == "BackoffLimitExceeded" and c["message"] == "Job has reached the specified backoff limit"
+    assert failed["status"]["failed"] == 1 and "completionTime" not in failed["status"]
+    await eventually(lambda: _has_events(client, "bad", {"BackoffLimitExceeded"}))
+
+
+async def test_failed_pod_replaced_after_backoff(client: Client) -> None:
+    await client.create(JOBS, job("retry", backoffLimit=3), namespace=NS)
+    [pod] = await wait_pods(client, "job-name=retry", 1)
+    await set_pod_status(client, pod, "Failed", exit_code=1)
+    await eventually(lambda: _job_with(client, "retry", lambda s: s.get("failed") == 1 and not s.get("active")))
+    # the replacement waits out the 10 s back-off
+    replacement = await eventually(lambda: _new_pod(client, "job-name=retry", {pod["metadata"]["name"]}), timeout=25)
+    assert replacement["metadata"]["name"] != pod["metadata"]["name"]
+
+
+async def test_active_deadline(client: Client) -> None:
+    await client.create(JOBS, job("slow", activeDeadlineSeconds=1), namespace=NS)
+    failed = await eventually(lambda: _job_with(client, "slow", lambda s: cond({"status": s}, "Failed")), timeout=30)
+    c = cond(failed, "Failed")
+    assert c["reason"] == "DeadlineExceeded" and c["message"] == "Job was active longer than specified deadline"
+
+
+async def test_suspend_and_resume(client: Client) -> None:
+    await client.create(JOBS, job("sus", parallelism=2, completions=2), namespace=NS)
+    await wait_pods(client, "job-name=sus", 2)
+    await client.patch(JOBS, "sus", {"spec": {"suspend": True}}, namespace=NS)
+    j = await eventually(lambda: _job_with(client, "sus", lambda s: cond({"status": s}, "Suspended")))
+    c = cond(j, "Suspended")
+    assert c["status"] == "True" and c["reason"] == "JobSuspended" and c["message"] == "Job suspended"
+    await wait_pods(client, "job-name=sus", 0)
+    await client.patch(JOBS, "sus", {"spec": {"suspend": False}}, namespace=NS)
+    j = await eventually(lambda: _job_with(client, "sus", lambda s: (cond({"status": s}, "Suspended") or {}).get("status") == "False"))
+    assert cond(j, "Suspended")["reason"] == "JobResumed"
+    await wait_pods(client, "job-name=sus", 2)
+    j = await client.get(JOBS, "sus", namespace=NS)
+    assert "failed" not in j["status"]  # pods deleted by suspension are not failures
+
+
+async def test_pod_failure_policy_fail_job(client: Client) -> None:
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}
+    await client.create(JOBS, job("pfp", podFailurePolicy=policy), namespace=NS)
+    [pod] = await wait_pods(client, "job-name=pfp", 1)
+    await set_pod_status(client, pod, "Failed", exit_code=42)
+    failed = await eventually(lambda: _job_with(client, "pfp", lambda s: cond({"status": s}, "Failed")), timeout=30)
+    c = cond(failed, "Failed")
+    assert c["reason"] == "PodFailurePolicy"
+    assert c["message"] == (f"Container c for pod {NS}/{pod['metadata']['name']} failed with exit code 42 "
+                            "matching FailJob rule at index 0")
+
+
+async def test_ttl_after_finished(client: Client) -> None:
+    await client.create(JOBS, job("ttl", ttlSecondsAfterFinished=0), namespace=NS)
+    [pod] = await wait_pods(client, "job-name=ttl", 1)
+    await set_pod_status(client, pod, "Succeeded", exit_code=0)
+
+    async def deleted() -> bool:  # Foreground: the garbage collector (not running here) finishes it
+        try:
+            j = await client.get(JOBS, "ttl", namespace=NS)
+        except errors.NotFound:
+            return True
+        return bool(j["metadata"].get("deletionTimestamp")) and "foregroundDeletion" in j["metadata"]["finalizers"]
+    await eventually(deleted, timeout=30)
+
+
+async def _job_with(client: Client, name: str, pred) -> dict | None:  # type: ignore[no-untyped-def]
+    j = await client.get(JOBS, name, namespace=NS)
+    return j if pred(j.get("status") or {}) else None
+
+
+async def _new_pod(client: Client, selector: str, old: set[str]) -> dict | None:
+    for pod in await pods_of(client, NS, selector):
+        if pod["metadata"]["name"] not in old and not pod["metadata"].get("deletionTimestamp"):
+            return pod
+    return None
+
+
+async def _has_events(client: Client, name: str, reasons: set[str]) -> bool:
+    return reasons <= set(await event_reasons(client, NS, name))
