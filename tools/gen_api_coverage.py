@@ -13,12 +13,12 @@ from pykube_server.registry.spec import ResourceSpec
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api-coverage.md"
 
-SERVED_SUBRESOURCES = {"status", "scale"}
+SERVED_SUBRESOURCES = {"status", "scale", "binding", "log", "finalize"}
 COMPUTED = {"SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
             "SelfSubjectRulesReview", "SelfSubjectReview", "TokenReview"}
 LATER = {
     "log": "kubelet", "exec": "kubelet", "attach": "kubelet", "portforward": "kubelet", "proxy": "kubelet/proxy",
-    "binding": "scheduler", "eviction": "kubelet", "ephemeralcontainers": "kubelet", "resize": "kubelet",
+    "eviction": "kubelet", "ephemeralcontainers": "kubelet", "resize": "kubelet",
     "token": "security", "finalize": "controllers", "approval": "security",
 }
 
@@ -45,6 +45,8 @@ def status(spec: ResourceSpec) -> str:
         return "not yet (lists are empty until component health is reported)"
     if spec.persisted:
         return "served"
+    if (spec.group, spec.plural) == ("", "bindings"):
+        return "served (sets spec.nodeName, as pods/binding)"
     return "not yet"
 
 

@@ -1,4 +1,5 @@
-"""The backend contract over memory and SQLite, plus what only SQLite promises: restart, group
+"""The backend contract over memory, SQLite and a real etcd (one fresh member per test, skipped
+only where the etcd binary is missing), plus what only SQLite promises: restart, group
 commit, `kill -9` durability, physical compaction and watch catch-up from the table. Also the
 URL factory and the compactor loop (driven by a fake clock)."""
 
@@ -18,23 +19,33 @@ import pytest
 
 from pykube_server.storage.backend import Backend, Compacted, Conflict, KeyExists, KeyNotFound, KeyValue
 from pykube_server.storage.compactor import run_compactor
+from pykube_server.storage.etcd import EtcdBackend
 from pykube_server.storage.factory import open_backend
 from pykube_server.storage.memory import MemoryBackend
 from pykube_server.storage.sqlite import SQLiteBackend, prefix_end
 from tests.storage.backend_contract import BackendContract, summary, take
+from tests.storage.etcd_server import EtcdCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "etcd"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     store: Backend
+    etcd: EtcdCluster | None = None
     if request.param == "memory":
         store = MemoryBackend()
-    else:
+    elif request.param == "sqlite":
         store = await SQLiteBackend.open(tmp_path / "db")
-    yield store
-    await store.aclose()
+    else:  # a fresh member per test: the contract counts revisions from an empty store
+        etcd = await asyncio.to_thread(EtcdCluster(tmp_path).start)
+        store = await EtcdBackend.open(etcd.endpoints)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        if etcd is not None:
+            etcd.stop()
 
 
 class TestContract(BackendContract):
@@ -233,7 +244,8 @@ async def test_open_backend_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize(
-    "url", ["etcd://127.0.0.1:2379", "postgres://x", "sqlite://", "/tmp/x.db", "memory://x"])
+    "url", ["postgres://x", "sqlite://", "/tmp/x.db", "memory://x", "etcd://", "etcd://host",
+            "etcd://h:1?timeout=3", "etcd://h:1/path", "etcd://h:1?key=k.pem"])
 async def test_open_backend_refuses_other_urls(url: str) -> None:
     with pytest.raises(ValueError, match="storage URL"):
         await open_backend(url)
