@@ -16,6 +16,7 @@ up: $(STAMP)
 	$(BIN)/pykube-server up
 
 test: $(STAMP)
+	sh tools/install-etcd.sh
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

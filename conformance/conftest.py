@@ -64,7 +64,7 @@ def _outcome(report: pytest.TestReport) -> str | None:
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):  # type: ignore[no-untyped-def]
     """With --conformance-progress the per-test line replaces pytest's dots."""
-    if config.getoption("--conformance-progress", False) and "codename" in dict(report.user_properties):
+    if config.getoption("--conformance-progress", False) and "codename" in dict(getattr(report, "user_properties", ())):
         if report.when == "call" or not report.passed:
             outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
             return outcome, "", outcome.upper()
@@ -76,7 +76,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     config = _CONFIG.get("config")
     if config is None or not config.getoption("--conformance-progress", False):
         return
-    codename = dict(report.user_properties).get("codename")
+    codename = dict(getattr(report, "user_properties", ())).get("codename")
     outcome = _outcome(report)
     if codename and outcome:
         tr = config.pluginmanager.get_plugin("terminalreporter")

@@ -33,12 +33,18 @@ fi
 
 echo "install-etcd: etcd missing; running apt-get update and apt-get install -y etcd-server"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+if ! apt-get update -qq; then
+    echo "install-etcd: apt-get update failed; etcd tests will be skipped"
+    exit 0
+fi
 # policy-rc.d 101 keeps the package's service from being started inside containers/CI.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
-apt-get install -y -qq --no-install-recommends etcd-server
+if ! apt-get install -y -qq --no-install-recommends etcd-server; then
+    echo "install-etcd: installing etcd-server failed; etcd tests will be skipped"
+    exit 0
+fi
 echo "install-etcd: installed $(/usr/bin/etcd --version 2>/dev/null | head -n 1)"

@@ -73,14 +73,15 @@ class EtcdMember:
     def peer_url(self) -> str:
         return f"http://127.0.0.1:{self.peer_port}"
 
-    def start(self, binary: str, initial_cluster: str, *, heartbeat_ms: int, election_ms: int) -> None:
+    def start(self, binary: str, initial_cluster: str, *, heartbeat_ms: int, election_ms: int,
+              token: str = "pykube-test") -> None:
         client = f"http://{self.endpoint}"
         args = [
             binary, "--name", self.name, "--data-dir", str(self.data_dir),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", initial_cluster, "--initial-cluster-state", "new",
-            "--initial-cluster-token", f"pykube-test-{self.client_port}",
+            "--initial-cluster-token", token,
             "--heartbeat-interval", str(heartbeat_ms), "--election-timeout", str(election_ms),
             "--logger", "zap", "--log-level", "warn",
         ]
@@ -135,8 +136,10 @@ class EtcdCluster:
                 for i in range(self.size)
             ]
             initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+            token = f"pykube-test-{ports[0]}"
             for m in self.members:
-                m.start(self.binary, initial, heartbeat_ms=self.heartbeat_ms, election_ms=self.election_ms)
+                m.start(self.binary, initial, heartbeat_ms=self.heartbeat_ms, election_ms=self.election_ms,
+                        token=token)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if not all(m.alive() for m in self.members):
