@@ -36,8 +36,9 @@ def test_delete_by_label_and_all(kube: Kube, ns: str) -> None:
     _cms(kube, ns, "b1")
     r = kube("-n", ns, "delete", "configmap", "-l", "grp=a")
     assert r.out == 'configmap "a1" deleted\nconfigmap "a2" deleted\n'
+    # kubernetes/kubectl@v0.33.1 pkg/cmd/delete/delete.go writes "No resources found" to stdout.
     r = kube("-n", ns, "delete", "configmap", "-l", "grp=a")
-    assert (r.out, r.err) == ("", "No resources found\n")
+    assert (r.out, r.err) == ("No resources found\n", "")
     r = kube("-n", ns, "delete", "configmap", "--all")
     # kube-root-ca.crt is published into every namespace by the root-ca-cert-publisher controller
     assert r.out == 'configmap "b1" deleted\nconfigmap "kube-root-ca.crt" deleted\n'
@@ -126,8 +127,12 @@ def test_wait_condition(kube: Kube, ns: str) -> None:
     kube("-n", ns, "create", "job", "done", "--image=busybox", "--", "true")
     r = kube("-n", ns, "wait", "--for=condition=Complete", "job/done", "--timeout=60s")
     assert (r.out, r.err) == ("job.batch/done condition met\n", "")
-    r = kube("-n", ns, "wait", "--for=condition=Failed=False", "job/done", "--timeout=5s")
+    # kubernetes.io/docs/concepts/workloads/controllers/job/#terminal-job-conditions: since 1.31 a
+    # succeeded Job gets SuccessCriteriaMet=True before Complete=True.
+    r = kube("-n", ns, "wait", "--for=condition=SuccessCriteriaMet=True", "job/done", "--timeout=5s")
     assert r.out == "job.batch/done condition met\n"
+    r = kube("-n", ns, "get", "job", "done", "-o", "jsonpath={range .status.conditions[*]}{.type}={.status} {end}")
+    assert r.out == "SuccessCriteriaMet=True Complete=True "
 
 
 def test_wait_condition_timeout(kube: Kube, ns: str) -> None:
