@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test bench clean
+.PHONY: up test conformance bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ up: $(STAMP)
 
 test: $(STAMP)
 	sh tools/install-etcd.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests conformance/kubectl
+
+conformance: $(STAMP)
+	$(BIN)/python -m conformance.report
 
 bench: $(STAMP)
 	$(BIN)/python bench/api.py

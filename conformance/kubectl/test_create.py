@@ -233,8 +233,6 @@ def test_create_priorityclass(kube: Kube) -> None:
     kube("delete", "priorityclass", "kc-high")
 
 
-@pytest.mark.xfail(strict=True, reason="the apiserver does not create the built-in PriorityClasses "
-                                       "system-cluster-critical and system-node-critical")
 def test_builtin_priorityclasses(kube: Kube) -> None:
     # Source: kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/ ("Kubernetes already
     # ships with two PriorityClasses: system-cluster-critical and system-node-critical"); values

@@ -86,7 +86,7 @@ def test_get_all_namespaces(kube: Kube, web: str) -> None:
     # Source: kubernetes.io/docs/reference/kubectl/quick-reference/ `kubectl get pods -A`: NAMESPACE first.
     r = kube("get", "deployments", "-A")
     rows = assert_header(r.out, "NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE")
-    assert row(rows, "web")["NAMESPACE"] == web
+    assert any(x["NAMESPACE"] == web and x["NAME"] == "web" and x["READY"] == "2/2" for x in rows), r.out
 
 
 def test_get_json_single(kube: Kube, web: str) -> None:

@@ -137,8 +137,6 @@ def test_get_raw_api(kube: Kube) -> None:
     assert doc["serverAddressByClientCIDRs"][0]["clientCIDR"] == "0.0.0.0/0"
 
 
-@pytest.mark.xfail(strict=True, reason="/api serverAddressByClientCIDRs reports port 0, not the secure port "
-                                       "the apiserver listens on")
 def test_get_raw_api_server_address(kube: Kube) -> None:
     # Source: a real apiserver advertises its address and secure port (e.g. "172.18.0.2:6443").
     doc = json.loads(kube("get", "--raw", "/api").out)

@@ -131,7 +131,6 @@ def _template(name: str, labels: dict[str, str] | None = None) -> dict:
                          "spec": {"containers": [{"name": "nginx", "image": "registry.k8s.io/e2e-test-images/httpd:2.4.38-4"}]}}}
 
 
-@missing("server bug: creating a PodTemplate returns 500 (kind_validation/workloads.py calls Path('template', 'spec'))")
 @conformance("[sig-node] PodTemplates should run the lifecycle of PodTemplates [Conformance]")
 def test_podtemplate_lifecycle(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)
@@ -145,7 +144,6 @@ def test_podtemplate_lifecycle(api, ns) -> None:  # type: ignore[no-untyped-def]
     assert core.list_namespaced_pod_template(ns, label_selector="podtemplate-static=true").items == []
 
 
-@missing("server bug: creating a PodTemplate returns 500 (kind_validation/workloads.py calls Path('template', 'spec'))")
 @conformance("[sig-node] PodTemplates should delete a collection of pod templates [Conformance]")
 def test_podtemplate_delete_collection(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)
@@ -156,7 +154,6 @@ def test_podtemplate_delete_collection(api, ns) -> None:  # type: ignore[no-unty
     assert core.list_namespaced_pod_template(ns, label_selector="podtemplate-set=true").items == []
 
 
-@missing("server bug: creating a PodTemplate returns 500 (kind_validation/workloads.py calls Path('template', 'spec'))")
 @conformance("[sig-node] PodTemplates should replace a pod template [Conformance]")
 def test_podtemplate_replace(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)

@@ -271,8 +271,22 @@ HANDLERS: dict[tuple[str, str], Callable[[Call], Awaitable[web.StreamResponse]]]
 }
 
 
+SYSTEM_PRIORITY_CLASSES = (
+    ("system-node-critical", 2000001000, "Used for system critical pods that must not be moved from their current node."),
+    ("system-cluster-critical", 2000000000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+)
+
+
 async def bootstrap(server: APIServer) -> None:
-    """First-start objects: the four namespaces and the `kubernetes` Service."""
+    """First-start objects: the four namespaces, the system PriorityClasses and the
+    `kubernetes` Service."""
+    classes = server.store_for("scheduling.k8s.io", "v1", "priorityclasses")
+    for name, value, description in SYSTEM_PRIORITY_CLASSES:
+        try:
+            await classes.create("", {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                      "metadata": {"name": name}, "value": value, "description": description})
+        except errors.AlreadyExists:
+            pass
     namespaces = server.store_for("", "v1", "namespaces")
     for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
         try:

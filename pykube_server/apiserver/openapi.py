@@ -42,6 +42,13 @@ def _convert(schema: Any, ref_prefix: str) -> Any:
     if not isinstance(schema, dict):
         return schema
     out: Obj = {}
+    if "$ref" in schema and len(schema) > 1:
+        # OpenAPI 3.0 ignores siblings of $ref, so kube wraps the reference in allOf to keep the
+        # field's own description (what `kubectl explain` prints first) and default.
+        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        converted = _convert(rest, ref_prefix)
+        converted["allOf"] = [{"$ref": ref_prefix + schema["$ref"].split("/")[-1]}]
+        return converted
     for key, value in schema.items():
         if key == "$ref" and isinstance(value, str):
             out["$ref"] = ref_prefix + value.split("/")[-1]
@@ -53,6 +60,11 @@ def _convert(schema: Any, ref_prefix: str) -> Any:
             out["enum"] = [v for v in value if v is not None]
         elif key in ("properties", "patternProperties"):
             out[key] = {k: _convert(v, ref_prefix) for k, v in value.items()}
+            for type_field in ("apiVersion", "kind"):
+                # kubernetes-validate pins these with an enum for validation; kube's OpenAPI
+                # does not, and `kubectl explain` would print it.
+                if key == "properties" and isinstance(out[key].get(type_field), dict):
+                    out[key][type_field].pop("enum", None)
         elif key in ("$schema", "$id"):
             continue
         else:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -59,6 +60,12 @@ def kubernetes_service_ip(args: argparse.Namespace) -> str:
     return IPRange(args.service_cluster_ip_range).first()
 
 
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 Components = Callable[[str, certs.Pki, Path], Awaitable[None]]
 """(server URL, PKI, data dir) -> runs the other components until cancelled (see cmd/up.py)."""
 
@@ -73,6 +80,8 @@ async def serve(args: argparse.Namespace, *, components: Components | None = Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    if args.port == 0:  # pick the port now: discovery and the endpoints advertise it
+        args.port = free_port(args.bind_address)
     app = await make_app(settings_from(args, args.port))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()

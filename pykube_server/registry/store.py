@@ -54,7 +54,8 @@ CREATE_ON_UPDATE = {
     ("", "limitranges"), ("apiregistration.k8s.io", "apiservices"),
 }
 # Kinds whose DELETE answers with the deleted object rather than a Success Status.
-RETURNS_DELETED_OBJECT = {("", "pods"), ("", "services")}
+RETURNS_DELETED_OBJECT = {("", "pods"), ("", "services"), ("", "serviceaccounts"), ("", "resourcequotas"),
+                          ("storage.k8s.io", "storageclasses")}
 # The garbage collector's finalizers, set on DELETE from the propagation policy (generic store's
 # deletionFinalizersForGarbageCollection); the garbage-collector-controller removes them.
 ORPHAN_FINALIZER = "orphan"

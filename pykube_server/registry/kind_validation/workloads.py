@@ -146,7 +146,7 @@ def validate_pod_template(obj: Obj) -> list[FieldError]:
     template = obj.get("template")
     if not isinstance(template, dict):
         return [required("template.spec.containers")]
-    return validate_pod_spec(template.get("spec"), Path("template", "spec"))
+    return validate_pod_spec(template.get("spec"), Path("template").child("spec"))
 
 
 # -- updates ---------------------------------------------------------------------------------
