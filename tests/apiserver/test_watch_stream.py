@@ -161,7 +161,7 @@ def test_python_client_watch_stream_with_timeout(cluster: ServerProcess, namespa
 def compacting(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A server keeping 1 s of history and compacting every 0.3 s."""
     server = start_server(Path(tmp_path_factory.mktemp("compacting")), "--watch-history-seconds", "1",
-                          "--compaction-interval-seconds", "0.3")
+                          "--compaction-interval-seconds", "0.3", "--components=")
     yield server
     server.stop()
 
