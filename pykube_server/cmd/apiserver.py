@@ -77,8 +77,18 @@ async def serve(args: argparse.Namespace, *, components: Components | None = Non
     ssl_context = certs.server_ssl_context(pki)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    started = False
+
+    def on_signal() -> None:
+        # Before the server is up there is nothing to shut down cleanly: abandon the start
+        # (a start that hangs, e.g. on unreachable storage, must still obey Ctrl-C).
+        stop.set()
+        if not started and main is not None:
+            main.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
     if args.port == 0:  # pick the port now: discovery and the endpoints advertise it
         args.port = free_port(args.bind_address)
@@ -94,6 +104,7 @@ async def serve(args: argparse.Namespace, *, components: Components | None = Non
         cert_pem, key_pem = certs.issue_client_cert(pki.ca, certs.ADMIN_COMMON_NAME, [certs.ADMIN_ORGANIZATION])
         write_kubeconfig(Path(kubeconfig).resolve(), server=server_url, ca_pem=pki.ca.cert_pem,
                          client_cert_pem=cert_pem, client_key_pem=key_pem)
+    started = True
     print(f"pykube ready: {server_url} (kubeconfig: {kubeconfig or '-'})", flush=True)
     try:
         if components is None:

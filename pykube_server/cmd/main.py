@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         asyncio.run(run(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         pass
 
 
