@@ -9,6 +9,8 @@ shared by the server (defaulting, validation) and future clients (scheduler, kub
 
 from __future__ import annotations
 
+import functools
+
 import math
 import re
 from dataclasses import dataclass
@@ -102,8 +104,10 @@ def _round_up_nano(value: Fraction) -> Fraction:
     return whole * _NANO
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def parse_quantity(text: str | int | float) -> Quantity:
-    """`ParseQuantity`: raises QuantityError with kube's message on bad text."""
+    """`ParseQuantity`: raises QuantityError with kube's message on bad text. Results are
+    immutable and the same few quantities recur in every pod, so they are remembered."""
     if isinstance(text, bool):
         raise QuantityError(ERR_FORMAT_WRONG)
     if isinstance(text, int):
@@ -173,6 +177,7 @@ def format_quantity(q: Quantity) -> str:
     return _format_decimal(q.value, fmt)
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def canonical(text: str | int | float) -> str:
     """The text kube-apiserver stores and returns for a quantity."""
     return format_quantity(parse_quantity(text))
