@@ -17,7 +17,7 @@ up: $(STAMP)
 
 test: $(STAMP)
 	sh tools/install-etcd.sh
-	$(BIN)/python -m pytest -q tests conformance/kubectl
+	$(BIN)/python -m pytest -q --reruns 1 --reruns-delay 1 tests conformance/kubectl
 
 conformance: $(STAMP)
 	$(BIN)/python -m conformance.report
