@@ -95,8 +95,8 @@ async def watch(call: Call) -> web.StreamResponse:
         await resp.prepare(call.request)
         await _pump(call, stream, watcher, resp, bool(send_initial))
         await resp.write_eof()
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except ConnectionResetError:
+        pass  # the client went away (e.g. a component stopping with the server): nothing to end
     finally:
         call.store.stop_watch(watcher)
     return resp
