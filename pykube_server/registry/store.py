@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import copy
 import random
 import uuid
@@ -652,14 +653,10 @@ def match_all(obj: CachedObject) -> bool:
 
 def _count_prefix(keys: list[str], start: int, prefix: str) -> int:
     """How many keys from `start` on share `prefix` (keys are sorted)."""
-    import bisect
-
     return bisect.bisect_left(keys, prefix + "\U0010ffff", lo=start) - start
 
 
 def _bisect_prefix(keys: list[str], prefix: str) -> int:
-    import bisect
-
     return bisect.bisect_left(keys, prefix)
 
 
