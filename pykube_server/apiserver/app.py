@@ -19,6 +19,7 @@ from aiohttp import web
 
 from pykube_server.api import errors
 from pykube_server.apiserver import authn, authz, reviews
+from pykube_server.apiserver.admission import Chain, build_chain
 from pykube_server.apiserver.crdserving import CRDServing
 from pykube_server.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery, wants_aggregated
 from pykube_server.apiserver.handlers import proxy, read, watch, write
@@ -67,6 +68,10 @@ class Settings:
     secure_port: int = 6443
     authenticate: bool = True
     """False only for in-process tests that talk plain HTTP."""
+    enable_admission_plugins: tuple[str, ...] = ()
+    """kube-apiserver's --enable-admission-plugins: added to the default-on set."""
+    disable_admission_plugins: tuple[str, ...] = ()
+    """kube-apiserver's --disable-admission-plugins."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,6 +126,8 @@ class APIServer:
         """Serves CustomResourceDefinitions: their resources, discovery, OpenAPI and conditions."""
         self.authorizer: authz.Authorizer = authz.AlwaysAllow()
         self.token_sources: list[authn.TokenSource] = []
+        self.admission: Chain = build_chain(self, settings.enable_admission_plugins, settings.disable_admission_plugins)
+        """The admission plugins every write passes through (`--enable-admission-plugins`)."""
 
     @staticmethod
     def root_of(spec: ResourceSpec) -> str:
@@ -169,7 +176,7 @@ class APIServer:
             raise errors.MethodNotAllowed(
                 f"the server does not allow this method on the requested resource",
                 details={"group": spec.group, "kind": spec.plural} if spec.group else {"kind": spec.plural})
-        call = make_call(request, info, spec, self.stores[(spec.group, spec.version, spec.plural)])
+        call = make_call(request, info, spec, self.stores[(spec.group, spec.version, spec.plural)], self.admission)
         custom = self.crds.handler_for(spec, info)  # custom resources, and DELETE of a CRD
         if custom is not None:
             return await custom(call)

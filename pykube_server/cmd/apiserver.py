@@ -35,6 +35,10 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
                    help="CIDR ClusterIPs are allocated from; its first address is the kubernetes Service's (default 127.96.0.0/16)")
     p.add_argument("--service-node-port-range", default="30000-32767",
                    help="port range NodePorts are allocated from (default 30000-32767)")
+    p.add_argument("--enable-admission-plugins", default="",
+                   help="admission plugins to turn on besides the default ones (comma-separated)")
+    p.add_argument("--disable-admission-plugins", default="",
+                   help="admission plugins to turn off, even default ones (comma-separated)")
     p.add_argument("--log-level", default="INFO")
 
 
@@ -52,7 +56,13 @@ def settings_from(args: argparse.Namespace, port: int) -> Settings:
         service_node_port_range=args.service_node_port_range,
         kubernetes_service_ip=kubernetes_service_ip(args),
         secure_port=port,
+        enable_admission_plugins=_names(args.enable_admission_plugins),
+        disable_admission_plugins=_names(args.disable_admission_plugins),
     )
+
+
+def _names(flag: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in flag.split(",") if n.strip())
 
 
 def kubernetes_service_ip(args: argparse.Namespace) -> str:

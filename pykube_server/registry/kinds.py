@@ -53,16 +53,6 @@ class PodStrategy(Strategy):
         super().prepare_for_create(obj)
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
 
-    def default(self, obj: Obj) -> None:
-        super().default(obj)  # the scheme defaults; below, what admission plugins add
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        spec.setdefault("priority", 0)
-        tolerations = spec.setdefault("tolerations", [])
-        keys = {t.get("key") for t in tolerations}
-        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-            if key not in keys:  # the DefaultTolerationSeconds admission plugin
-                tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
 
 
 class NamespaceStrategy(Strategy):

@@ -17,7 +17,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -33,6 +33,17 @@ from pykube_server.storage.store import Store
 
 Obj = dict[str, Any]
 Transform = Callable[[Obj | None], Awaitable[Obj]]
+
+
+class Admission(Protocol):
+    """The request's admission chain, as the store calls it (`apiserver.admission.RequestAdmission`).
+
+    `mutate` runs before the kind's defaulting and validation, `validate` after them, both
+    inside the compare-and-swap for updates and deletes (`obj` is None for a delete)."""
+
+    async def mutate(self, obj: Obj, old: Obj | None, operation: str | None = None) -> None: ...
+
+    async def validate(self, obj: Obj | None, old: Obj | None, operation: str | None = None) -> None: ...
 
 TOO_LARGE_RV_WAIT_SECONDS = 3.0
 NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -302,8 +313,10 @@ class ResourceStore:
     def _qualified(self) -> str:
         return errors.qualified_resource(self.spec.plural, self.spec.group)
 
-    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False, managed: ManagedHook | None = None) -> Obj:
-        """`managed(None, obj)` records managedFields once the object is final (None: untracked)."""
+    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False, managed: ManagedHook | None = None,
+                     admission: Admission | None = None) -> Obj:
+        """`managed(None, obj)` records managedFields once the object is final (None: untracked);
+        `admission` is the request's admission chain (None: internal writes, not admitted)."""
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise errors.BadRequest("metadata must be an object")
@@ -324,9 +337,14 @@ class ResourceStore:
         meta.pop("generation", None)
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
+        if admission is not None:
+            await self._check_namespace(namespace, name)  # NamespaceLifecycle comes first in kube's chain
+            await admission.mutate(obj, None, "CREATE")
         errs = self.strategy.validate(obj)
         if errs:
             raise self.invalid(name, errs)
+        if admission is not None:
+            await admission.validate(obj, None, "CREATE")
         self.strategy.canonicalize(obj)
         if managed is not None:
             managed(None, obj)
@@ -356,6 +374,7 @@ class ResourceStore:
         dry_run: bool = False,
         force_allow_create: bool = False,
         managed: ManagedHook | None = None,
+        admission: Admission | None = None,
     ) -> tuple[Obj, bool]:
         """Read-modify-write: `transform(current copy or None)` returns the new body (a PUT
         returns the request body; a PATCH applies the patch). Returns (object, created).
@@ -375,14 +394,18 @@ class ResourceStore:
                 if not allowed or subresource:
                     raise self.not_found(name)
                 meta.pop("resourceVersion", None)
-                obj = await self.create(namespace, body, dry_run=True, managed=managed)
+                obj = await self.create(namespace, body, dry_run=True, managed=managed, admission=admission)
                 created = True
                 return obj, "none" if dry_run else "create"
             if expected and expected != str(revision):
                 raise self.conflict(name)
             if meta.get("uid") and meta["uid"] != current["metadata"].get("uid"):
                 raise self.conflict(name, f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {current['metadata'].get('uid')}")
+            if admission is not None:
+                await admission.mutate(body, current, "UPDATE")
             obj = self._prepare_update(body, current, status=status, finalize=subresource == "finalize")
+            if admission is not None:
+                await admission.validate(obj, current, "UPDATE")
             if managed is not None:
                 managed(current, obj)
             if _same(obj, current):
@@ -469,7 +492,8 @@ class ResourceStore:
         self.strategy.canonicalize(body)
         return body
 
-    async def delete(self, namespace: str, name: str, options: Obj, *, dry_run: bool = False) -> DeleteResult:
+    async def delete(self, namespace: str, name: str, options: Obj, *, dry_run: bool = False,
+                     admission: Admission | None = None) -> DeleteResult:
         key = self.key(namespace, name)
         preconditions = options.get("preconditions") or {}
         grace = options.get("gracePeriodSeconds")
@@ -483,6 +507,8 @@ class ResourceStore:
                 raise self.conflict(name, f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}")
             if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != str(revision):
                 raise self.conflict(name, f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, ResourceVersion in object meta: {revision}")
+            if admission is not None:
+                await admission.validate(None, current, "DELETE")
             if self._is_namespace():
                 return self._delete_namespace(current, options, dry_run=dry_run, outcome=outcome)
             graceful = self._graceful_period(current, grace)

@@ -9,6 +9,8 @@ import orjson
 from aiohttp import web
 
 from pykube_server.api import errors
+from pykube_server.apiserver import authn
+from pykube_server.apiserver.admission import Attributes, Chain, RequestAdmission
 from pykube_server.apiserver.negotiation import Output, choose_output, encode
 from pykube_server.apiserver.requestinfo import RequestInfo
 from pykube_server.registry.spec import ResourceSpec
@@ -24,6 +26,8 @@ class Call:
     spec: ResourceSpec
     store: ResourceStore
     output: Output
+    chain: Chain | None = None
+    """The server's admission chain (None: writes are not admitted)."""
 
     @property
     def namespace(self) -> str:
@@ -47,6 +51,16 @@ class Call:
             return None
         return value.lower() in ("true", "1")
 
+    def admission(self, dry_run: bool = False) -> RequestAdmission | None:
+        """This request's admission, for the store to call (operation and objects come later)."""
+        if self.chain is None:
+            return None
+        base = Attributes(operation="", group=self.spec.group, version=self.spec.version, resource=self.spec.plural,
+                          subresource=self.info.subresource, kind=self.spec.kind, namespace=self.namespace,
+                          name=self.info.name, user=self.request.get(authn.USER) or authn.ANONYMOUS,
+                          dry_run=dry_run or self.dry_run)
+        return RequestAdmission(self.chain, base)
+
     @property
     def dry_run(self) -> bool:
         values = self.request.query.getall("dryRun", [])
@@ -56,8 +70,9 @@ class Call:
         return bool(values)
 
 
-def make_call(request: web.Request, info: RequestInfo, spec: ResourceSpec, store: ResourceStore) -> Call:
-    return Call(request, info, spec, store, choose_output(request.headers.get("Accept", "")))
+def make_call(request: web.Request, info: RequestInfo, spec: ResourceSpec, store: ResourceStore,
+              chain: Chain | None = None) -> Call:
+    return Call(request, info, spec, store, choose_output(request.headers.get("Accept", "")), chain)
 
 
 def respond(call: Call, value: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:

@@ -114,7 +114,8 @@ def _drop_path(obj: Any, path: str) -> None:
 # -- create --------------------------------------------------------------------------------
 async def create(call: Call) -> web.StreamResponse:
     body, warnings = check_object(call, await read_body(call))
-    obj = await call.store.create(call.namespace, body, dry_run=call.dry_run, managed=_recorder(call))
+    obj = await call.store.create(call.namespace, body, dry_run=call.dry_run, managed=_recorder(call),
+                                  admission=call.admission())
     return respond(call, obj, 201, warnings)
 
 
@@ -134,7 +135,7 @@ async def update(call: Call) -> web.StreamResponse:
 
     obj, created = await call.store.update(call.namespace, call.info.name, transform,
                                           subresource=call.info.subresource, dry_run=call.dry_run,
-                                          managed=_recorder(call))
+                                          managed=_recorder(call), admission=call.admission())
     return respond(call, obj, 201 if created else 200, warnings)
 
 
@@ -198,7 +199,7 @@ async def patch(call: Call) -> web.StreamResponse:
 
     obj, _ = await call.store.update(call.namespace, call.info.name, transform,
                                     subresource=call.info.subresource, dry_run=call.dry_run,
-                                    managed=_recorder(call))
+                                    managed=_recorder(call), admission=call.admission())
     return respond(call, obj, 200, warnings)
 
 
@@ -240,7 +241,7 @@ async def _apply(call: Call, manifest: Any) -> web.StreamResponse:
 
     obj, was_created = await call.store.update(call.namespace, call.info.name, transform,
                                               subresource=call.info.subresource, dry_run=call.dry_run,
-                                              force_allow_create=True, managed=keep)
+                                              force_allow_create=True, managed=keep, admission=call.admission())
     return respond(call, obj, 201 if was_created else 200, warnings)
 
 
@@ -294,7 +295,7 @@ async def _write_scale(call: Call, change: Callable[[Obj], Obj]) -> web.StreamRe
         return new
 
     obj, _ = await call.store.update(call.namespace, call.info.name, transform, dry_run=call.dry_run,
-                                    managed=_recorder(call))
+                                    managed=_recorder(call), admission=call.admission())
     return respond(call, scale_of(obj))
 
 
@@ -330,7 +331,8 @@ def _deleted_details(call: Call, obj: Obj) -> Obj:
 async def delete(call: Call) -> web.StreamResponse:
     options = await delete_options(call)
     dry_run = call.dry_run or "All" in (options.get("dryRun") or [])
-    result = await call.store.delete(call.namespace, call.info.name, options, dry_run=dry_run)
+    result = await call.store.delete(call.namespace, call.info.name, options, dry_run=dry_run,
+                                     admission=call.admission(dry_run))
     if result.deleted and (call.spec.group, call.spec.plural) not in RETURNS_DELETED_OBJECT:
         return respond(call, success_status(_deleted_details(call, result.obj)))
     return respond(call, result.obj)
@@ -344,7 +346,8 @@ async def delete_collection(call: Call) -> web.StreamResponse:
     items = []
     for cached in listed.items:
         try:
-            result = await call.store.delete(cached.namespace, cached.name, options, dry_run=dry_run)
+            result = await call.store.delete(cached.namespace, cached.name, options, dry_run=dry_run,
+                                             admission=call.admission(dry_run))
         except errors.NotFound:
             continue
         items.append(result.obj)

@@ -1,0 +1,33 @@
+"""Which admission plugins exist, in kube-apiserver's order, and which are on by default.
+
+Each entry maps a plugin's kube name to a factory taking the APIServer. Factories import their
+module when called, so a plugin may use anything in the API server without import cycles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pykube_server.apiserver.admission import Plugin
+    from pykube_server.apiserver.app import APIServer
+
+
+def _lazy(module: str, cls: str) -> Any:
+    def factory(server: APIServer) -> Plugin:
+        return getattr(importlib.import_module(f"pykube_server.apiserver.admission.{module}"), cls)(server)
+    return factory
+
+
+# kube's AllOrderedPlugins, restricted to the ones we have.
+ORDERED: dict[str, Any] = {
+    "Priority": _lazy("priority", "Priority"),
+    "DefaultTolerationSeconds": _lazy("tolerations", "DefaultTolerationSeconds"),
+}
+
+# kube-apiserver 1.33's default-on set, restricted to the ones we have.
+DEFAULT_ON: tuple[str, ...] = (
+    "Priority",
+    "DefaultTolerationSeconds",
+)
