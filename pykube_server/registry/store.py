@@ -298,9 +298,17 @@ class ResourceStore:
 
     # -- writes -------------------------------------------------------------------------
     async def _check_namespace(self, namespace: str, name: str) -> None:
+        """kube's NamespaceLifecycle: the namespace must exist and not be terminating. Like
+        kube's, it reads the cache and looks further (here: waits for the cache to catch up
+        with storage) only when the namespace is not there, so a create never waits for the
+        watch cache when its namespace is known."""
         if not self.spec.namespaced:
             return
-        ns = self.cacher.resource(self._namespaces_root).objects.get(f"{self._namespaces_root}/{namespace}")
+        key = f"{self._namespaces_root}/{namespace}"
+        ns = self.cacher.resource(self._namespaces_root).objects.get(key)
+        if ns is None:
+            await self.cacher.wait_fresh()
+            ns = self.cacher.resource(self._namespaces_root).objects.get(key)
         if ns is None:
             raise errors.NotFound.resource("namespaces", "", namespace)
         if ns.fields.get("status.phase") == "Terminating":
@@ -337,8 +345,8 @@ class ResourceStore:
         meta.pop("generation", None)
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
+        await self._check_namespace(namespace, name)  # NamespaceLifecycle comes first in kube's chain
         if admission is not None:
-            await self._check_namespace(namespace, name)  # NamespaceLifecycle comes first in kube's chain
             await admission.mutate(obj, None, "CREATE")
         errs = self.strategy.validate(obj)
         if errs:
@@ -348,9 +356,8 @@ class ResourceStore:
         self.strategy.canonicalize(obj)
         if managed is not None:
             managed(None, obj)
-        await self.cacher.wait_fresh()
-        await self._check_namespace(namespace, name)
         if dry_run:
+            await self.cacher.wait_fresh()
             if self.key(namespace, name) in self.cacher.resource(self.root).objects:
                 raise errors.AlreadyExists.resource(self.spec.plural, self.spec.group, name)
             return obj

@@ -59,7 +59,6 @@ class Priority:
             return
         if attributes.operation != CREATE:
             return
-        await self.classes.cacher.wait_fresh()
         class_name = spec.get("priorityClassName") or ""
         if class_name:
             pc = self._class(class_name)

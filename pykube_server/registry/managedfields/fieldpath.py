@@ -113,24 +113,41 @@ def path_string(path: Path) -> str:
 
 
 # -- FieldsV1 ------------------------------------------------------------------------------------
+MEMBER: Any = ("member",)
+"""Marks, inside the tree `to_fields_v1` builds, a node that is itself in the set."""
+
+
 def to_fields_v1(paths: FieldSet) -> dict[str, Any]:
     """The FieldsV1 object of a set: nested by element, `.` first where a node is a member."""
-    tree: dict[PathElement, Any] = {}
-    members: set[Path] = set(paths)
+    tree: dict[Any, Any] = {}
     for path in paths:
         node = tree
         for pe in path:
-            node = node.setdefault(pe, {})
-    return _emit(tree, (), members)
+            child = node.get(pe)
+            if child is None:
+                child = node[pe] = {}
+            node = child
+        node[MEMBER] = True
+    tree.pop(MEMBER, None)
+    return emit_tree(tree)
 
 
-def _emit(tree: dict[PathElement, Any], prefix: Path, members: set[Path]) -> dict[str, Any]:
+def emit_tree(tree: dict[Any, Any]) -> dict[str, Any]:
+    """FieldsV1 from a tree of path elements whose member nodes carry `MEMBER` (consumed)."""
     out: dict[str, Any] = {}
-    if prefix and prefix in members and tree:
+    if tree.pop(MEMBER, None) and tree:
         out["."] = {}
+    if all(pe[0] == "f" for pe in tree):  # the common case: struct fields, in name order
+        for pe in sorted(tree, key=_second):
+            out["f:" + pe[1]] = emit_tree(tree[pe])
+        return out
     for pe in sorted(tree, key=element_order):
-        out[element_to_fields_v1(pe)] = _emit(tree[pe], prefix + (pe,), members)
+        out[element_to_fields_v1(pe)] = emit_tree(tree[pe])
     return out
+
+
+def _second(pe: PathElement) -> Any:
+    return pe[1]
 
 
 def from_fields_v1(fields: Any) -> FieldSet:

@@ -30,13 +30,24 @@ KEY_DEFAULTS = {"protocol": "TCP"}
 
 
 class Node:
-    """One schema position: the property as written in its parent plus its resolved type."""
+    """One schema position: the property as written in its parent plus its resolved type.
 
-    __slots__ = ("_prop", "_resolved")
+    Everything the schema alone decides (its shape, atomicity, list keys, child nodes) is worked
+    out once per node, because every write walks these nodes for its managedFields."""
+
+    __slots__ = ("_prop", "_resolved", "kind", "atomic_map", "keys", "_children", "_items")
 
     def __init__(self, prop: dict[str, Any] | None) -> None:
         self._prop = prop or {}
-        self._resolved = _resolve(self._prop)
+        r = self._resolved = _resolve(self._prop)
+        self.kind: str | None = ("struct" if "properties" in r else "map" if isinstance(r.get("additionalProperties"), dict)
+                                 else "list" if "items" in r else None)
+        """The shape the schema fixes, or None where the value decides."""
+        self.atomic_map: bool = self._ext("x-kubernetes-map-type") == "atomic"
+        self.keys: tuple[str, ...] | None = self._list_keys()
+        """None for an atomic list, () for a set, the keys for a map list."""
+        self._children: dict[str, Node] = {}
+        self._items: Node | None = None
 
     @property
     def untyped(self) -> bool:
@@ -48,25 +59,18 @@ class Node:
 
     def shape(self, val: Any) -> str:
         """"struct", "map", "list" or "scalar" (the value decides where the schema is silent)."""
-        r = self._resolved
-        if "properties" in r:
-            return "struct"
-        if isinstance(r.get("additionalProperties"), dict):
-            return "map"
-        if "items" in r:
-            return "list"
+        if self.kind is not None:
+            return self.kind
         if isinstance(val, dict):
             return "map"
         if isinstance(val, list):
             return "list"
         return "scalar"
 
-    @property
-    def atomic_map(self) -> bool:
-        return self._ext("x-kubernetes-map-type") == "atomic"
-
     def list_keys(self) -> tuple[str, ...] | None:
-        """None for an atomic list, () for a set, the keys for a map list."""
+        return self.keys
+
+    def _list_keys(self) -> tuple[str, ...] | None:
         if self.untyped or "items" not in self._resolved:
             return None
         list_type = self._ext("x-kubernetes-list-type")
@@ -85,19 +89,28 @@ class Node:
         return name in (self._resolved.get("properties") or {})
 
     def field(self, name: str) -> Node:
+        found = self._children.get(name)
+        if found is not None:
+            return found
         props = self._resolved.get("properties")
         if props and name in props:
-            return _node(props[name])
-        extra = self._resolved.get("additionalProperties")
-        return _node(extra) if isinstance(extra, dict) else UNTYPED
+            found = _node(props[name])
+        else:
+            extra = self._resolved.get("additionalProperties")
+            found = _node(extra) if isinstance(extra, dict) else UNTYPED
+        if len(self._children) < 256:  # map keys are unbounded; schema fields are few
+            self._children[name] = found
+        return found
 
     def items(self) -> Node:
-        item = self._resolved.get("items")
-        return _node(item) if isinstance(item, dict) else UNTYPED
+        if self._items is None:
+            item = self._resolved.get("items")
+            self._items = _node(item) if isinstance(item, dict) else UNTYPED
+        return self._items
 
     def element(self, item: Any, position: int) -> PathElement:
         """The path element of a list item."""
-        keys = self.list_keys()
+        keys = self.keys
         if keys is None:
             return fp.index(position)
         if not keys:
@@ -139,12 +152,12 @@ def root(definition: str) -> Node:
 
 
 def _atomic(node: Node, val: Any) -> bool:
-    shape = node.shape(val)
-    if shape in ("struct", "map"):
-        return node.atomic_map
+    shape = node.kind or ("map" if isinstance(val, dict) else "list" if isinstance(val, list) else "scalar")
     if shape == "list":
-        return node.list_keys() is None
-    return True
+        return node.keys is None
+    if shape == "scalar":
+        return True
+    return node.atomic_map
 
 
 # -- field sets ----------------------------------------------------------------------------------
@@ -220,15 +233,16 @@ def _leaf(path: Path, old: Any, new: Any, result: Comparison) -> None:
 
 def _compare(path: Path, old: Any, new: Any, node: Node, result: Comparison) -> None:
     sample = new if new is not ABSENT else old
-    shape = node.shape(sample)
-    if _atomic(node, sample) or (_empty(old) and _empty(new)):
+    shape = node.kind or ("map" if isinstance(sample, dict) else "list" if isinstance(sample, list) else "scalar")
+    if (shape == "scalar" or (node.keys is None if shape == "list" else node.atomic_map)
+            or (_empty(old) and _empty(new))):
         _leaf(path, old, new, result)
         return
-    if shape in ("struct", "map"):
+    if shape != "list":
         a = old if isinstance(old, dict) else {}
         b = new if isinstance(new, dict) else {}
-        for name in {**a, **b}:
-            _compare(path + (fp.field(name),), a.get(name, ABSENT), b.get(name, ABSENT), node.field(name), result)
+        for name in (b.keys() | a.keys() if a else b):
+            _compare(path + (("f", name),), a.get(name, ABSENT), b.get(name, ABSENT), node.field(name), result)
     else:
         a_items = _index(old, node)
         b_items = _index(new, node)
@@ -239,6 +253,43 @@ def _compare(path: Path, old: Any, new: Any, node: Node, result: Comparison) -> 
         result.added.add(path)
     elif path and new is ABSENT:
         result.removed.add(path)
+
+
+def changed_fields_v1(old: Any, new: Any, node: Node) -> dict[str, Any]:
+    """`compare(old, new, node).changed` written straight as FieldsV1, in one walk without
+    path tuples or sets: the create path's shortcut, since a create's managedFields entry is
+    exactly its changes from the kind's zero object. Children are visited in FieldsV1 order."""
+    return _changed_v1(old, new, node) or {}
+
+
+def _changed_v1(old: Any, new: Any, node: Node) -> dict[str, Any] | None:
+    """The FieldsV1 node of this position: None when nothing here changed, {} when the
+    position itself changed as a whole, else its changed children (with `.` when it is also
+    new as a whole)."""
+    sample = new if new is not ABSENT else old
+    shape = node.kind or ("map" if isinstance(sample, dict) else "list" if isinstance(sample, list) else "scalar")
+    if (shape == "scalar" or (node.keys is None if shape == "list" else node.atomic_map)
+            or (_empty(old) and _empty(new))):
+        return {} if new is not ABSENT and (old is ABSENT or old != new) else None
+    out: dict[str, Any] = {".": {}} if old is ABSENT else {}
+    if shape != "list":
+        a = old if isinstance(old, dict) else {}
+        b = new if isinstance(new, dict) else {}
+        for name in sorted(b.keys() | a.keys() if a else b):
+            child = _changed_v1(a.get(name, ABSENT), b.get(name, ABSENT), node.field(name))
+            if child is not None:
+                out["f:" + name] = child
+    else:
+        a_items = _index(old, node)
+        b_items = _index(new, node)
+        items = node.items()
+        for pe in sorted(b_items.keys() | a_items.keys() if a_items else b_items, key=fp.element_order):
+            child = _changed_v1(a_items.get(pe, ABSENT), b_items.get(pe, ABSENT), items)
+            if child is not None:
+                out[fp.element_to_fields_v1(pe)] = child
+    if old is ABSENT:
+        return {} if len(out) == 1 else out
+    return out or None
 
 
 def _empty(val: Any) -> bool:

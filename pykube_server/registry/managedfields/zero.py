@@ -95,3 +95,13 @@ def zero_object(definition: str, api_version: str, kind: str) -> dict[str, Any]:
     body = copy.deepcopy(_zero(definition)) if definition else {}
     body.setdefault("metadata", {"creationTimestamp": None})
     return {"apiVersion": api_version, "kind": kind, **body}
+
+
+@functools.lru_cache(maxsize=None)
+def _shared(definition: str, api_version: str, kind: str) -> dict[str, Any]:
+    return zero_object(definition, api_version, kind)
+
+
+def shared_zero_object(definition: str, api_version: str, kind: str) -> dict[str, Any]:
+    """The empty object of the kind, shared: callers must not mutate it."""
+    return _shared(definition, api_version, kind)
