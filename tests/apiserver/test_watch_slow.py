@@ -33,6 +33,7 @@ async def test_a_watcher_that_never_reads_overflows_at_4096_while_another_gets_e
         try:
             for i in range(4200):
                 await store.create("default", {"metadata": {"name": f"cm-{i}"}})
+                await server.cacher.wait_fresh()  # a create does not wait for the watch cache
                 received += len(fast.drain())
             await asyncio.sleep(0)
             received += len(fast.drain())
@@ -80,6 +81,7 @@ async def test_slow_http_watcher_stream_is_ended_while_a_fast_one_keeps_receivin
                 await asyncio.sleep(0.2)  # both watches registered
                 for i in range(count):
                     await store.create("default", {"metadata": {"name": f"big-{i:04d}"}, "data": {"p": payload}})
+                    await lc.server.cacher.wait_fresh()
                 await asyncio.wait_for(reading, 30)
         assert fast_events == [f"big-{i:04d}" for i in range(count)]
 
