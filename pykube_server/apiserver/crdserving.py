@@ -167,7 +167,8 @@ class CRDServing:
         for rs, strategy in pairs:
             key = (rs.group, rs.version, rs.plural)
             server.specs[key] = rs
-            server.stores[key] = ResourceStore(rs, strategy, namespaces.store, server.cacher, namespaces.root, root=root)
+            server.stores[key] = ResourceStore(rs, strategy, namespaces.store, server.cacher, namespaces.root, root=root,
+                                               custom=True)
             keys.append(key)
         self.served[name] = Served(crd["metadata"].get("uid", ""), fingerprint, root, keys,
                                    crresource.openapi_definitions(crd))

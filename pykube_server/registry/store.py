@@ -26,7 +26,7 @@ from pykube_server.api.fields import FieldError, invalid
 from pykube_server.api.selectors import SelectorError, parse_field_selector, parse_label_selector
 from pykube_server.registry.managedfields import ManagedHook
 from pykube_server.registry.spec import ResourceSpec
-from pykube_server.registry.strategy import StatusStrategy, Strategy, now_rfc3339
+from pykube_server.registry.strategy import StatusStrategy, Strategy, now_rfc3339, status_metadata_rule
 from pykube_server.storage.backend import Compacted, KeyExists, KeyNotFound
 from pykube_server.storage.cacher import CachedObject, Cacher, Watcher
 from pykube_server.storage.store import Store
@@ -135,10 +135,10 @@ def parse_rv(value: str, what: str = "resourceVersion") -> int:
 
 class ResourceStore:
     def __init__(self, spec: ResourceSpec, strategy: Strategy, store: Store, cacher: Cacher, namespaces_root: str,
-                 *, root: str = "") -> None:
+                 *, root: str = "", custom: bool = False) -> None:
         self.spec = spec
         self.strategy = strategy
-        self.status_strategy = StatusStrategy(strategy)
+        self.status_strategy = StatusStrategy(strategy, status_metadata_rule(spec.group, spec.plural, custom=custom))
         self.store = store
         self.cacher = cacher
         self.root = root or spec.key_root

@@ -160,19 +160,52 @@ class Strategy:
         return {"metadata.name", "metadata.namespace", *self.selectable}
 
 
-class StatusStrategy:
-    """For `<resource>/status`: only status may change. Metadata is reset to the stored one
-    (kube's `ResetObjectMetaForStatus`: labels, annotations, finalizers and owners cannot be
-    changed through /status) and everything outside status stays as stored."""
+RESET_ALL_METADATA = None
+"""A `/status` rule: metadata cannot change at all (kube's `ResetObjectMetaForStatus`)."""
+# Built-in kinds whose status strategy resets some metadata (the rest of their metadata may
+# change through /status, which kube's conformance tests rely on for services and namespaces).
+STATUS_METADATA_RESETS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "pods"): ("ownerReferences",),  # old kubelets corrupted them
+    ("apps", "deployments"): ("labels",),
+    ("extensions", "deployments"): ("labels",),
+}
+# Newer built-in kinds use ResetObjectMetaForStatus, as custom resources do.
+RESET_ALL_METADATA_GROUPS = frozenset({"admissionregistration.k8s.io", "resource.k8s.io", "storagemigration.k8s.io",
+                                       "internal.apiserver.k8s.io"})
 
-    def __init__(self, main: Strategy) -> None:
+
+def status_metadata_rule(group: str, plural: str, *, custom: bool = False) -> tuple[str, ...] | None:
+    """What a write through `<resource>/status` may not change in metadata: a tuple of
+    metadata fields kept from the stored object, or `RESET_ALL_METADATA`."""
+    if custom or group in RESET_ALL_METADATA_GROUPS:
+        return RESET_ALL_METADATA
+    return STATUS_METADATA_RESETS.get((group, plural), ())
+
+
+class StatusStrategy:
+    """For `<resource>/status`: everything outside status and metadata stays as stored; of
+    metadata, what the kind's rule keeps (custom resources and the newer kinds keep all of it,
+    kube's `ResetObjectMetaForStatus`; most built-ins let labels and annotations change)."""
+
+    def __init__(self, main: Strategy, metadata_rule: tuple[str, ...] | None = RESET_ALL_METADATA) -> None:
         self.main = main
+        self.metadata_rule = metadata_rule
 
     def prepare_for_update(self, obj: Obj, old: Obj) -> None:
         status = obj.get("status")
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         obj.clear()
         obj.update({k: v for k, v in old.items() if k != "status"})
-        obj["metadata"] = dict(old["metadata"])
+        if self.metadata_rule is RESET_ALL_METADATA:
+            obj["metadata"] = dict(old["metadata"])
+        else:
+            kept = dict(meta)
+            for name in self.metadata_rule:
+                if name in old["metadata"]:
+                    kept[name] = old["metadata"][name]
+                else:
+                    kept.pop(name, None)
+            obj["metadata"] = kept
         if status is not None:
             obj["status"] = status
 

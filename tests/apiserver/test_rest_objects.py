@@ -244,6 +244,32 @@ def test_status_put_and_patch_change_only_status(raw: Raw, namespace: str) -> No
     assert got.json()["kind"] == "Deployment" and got.json()["status"]["readyReplicas"] == 1
 
 
+def test_status_writes_may_change_metadata_of_most_builtin_kinds(raw: Raw, namespace: str) -> None:
+    """kube's status strategies for services and namespaces reset only spec, so the conformance
+    tests' `{"metadata":{"annotations":{"patchedstatus":"true"}},"status":...}` patches stick;
+    pods keep their ownerReferences; deployments keep their labels (see test above)."""
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+           "spec": {"ports": [{"port": 80}], "selector": {"a": "b"}}}
+    assert raw.post(f"/api/v1/namespaces/{namespace}/services", svc).status == 201
+    patched = raw.patch(f"/api/v1/namespaces/{namespace}/services/s/status",
+                        {"metadata": {"annotations": {"patchedstatus": "true"}},
+                         "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.9"}]}}})
+    assert patched.status == 200, patched
+    assert patched.json()["metadata"]["annotations"] == {"patchedstatus": "true"}
+    assert patched.json()["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.9"}]
+    ns = raw.patch(f"/api/v1/namespaces/{namespace}/status", {"metadata": {"annotations": {"statuspatch": "yes"}}})
+    assert ns.status == 200 and ns.json()["metadata"]["annotations"]["statuspatch"] == "yes"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    assert raw.post(f"/api/v1/namespaces/{namespace}/pods", pod).status == 201
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "6b1c6b47-2a7c-4a6a-9e43-4e0ad54a5c8e"}
+    p = raw.patch(f"/api/v1/namespaces/{namespace}/pods/p/status",
+                  {"metadata": {"labels": {"l": "v"}, "ownerReferences": [owner]}})
+    assert p.status == 200, p
+    assert p.json()["metadata"]["labels"] == {"l": "v"}
+    assert "ownerReferences" not in p.json()["metadata"]
+
+
 def test_status_subresource_of_a_kind_without_one_is_404(raw: Raw, namespace: str) -> None:
     raw.post(cm_path(namespace), {"metadata": {"name": "nostatus"}})
     resp = raw.get(cm_path(namespace, "nostatus") + "/status")
