@@ -415,8 +415,8 @@ class ResourceStore:
                 await admission.validate(obj, current, "UPDATE")
             if managed is not None:
                 managed(current, obj)
-            if _same(obj, current):
-                return current, "none"
+            if _same(obj, current):  # "unchanged": storage may still rewrite it (a stale encryption key)
+                return current, "none" if dry_run else "unchanged"
             meta = obj["metadata"]
             if meta.get("deletionTimestamp") and not self._finalizers(obj) and meta.get("deletionGracePeriodSeconds") in (None, 0):
                 return obj, "none" if dry_run else "delete"

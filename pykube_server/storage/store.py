@@ -65,6 +65,10 @@ class Store:
         kv = await self.backend.delete(key, revision=revision)
         return decode_stored(kv.value, kv.mod_revision)
 
+    def _stale(self, key: str) -> bool:
+        is_stale = getattr(self.backend, "is_stale", None)
+        return bool(is_stale is not None and is_stale(key))
+
     async def current(self, key: str, root: str) -> CachedObject | None:
         """The freshest cached copy (after waiting for the latest write to reach the cache)."""
         await self.cacher.wait_fresh()
@@ -89,7 +93,9 @@ class Store:
         `update(current, revision)` gets a private copy of the current object (None if it does
         not exist, revision 0) and returns `(new_object, action)`. The action is "create",
         "update", "delete", or "none" (nothing to write: the current object is returned
-        unchanged, so a no-op never bumps the resourceVersion). It may raise to abort.
+        unchanged, so a no-op never bumps the resourceVersion). "unchanged" is a no-op update:
+        like "none", except that a value stored under an older encryption key is rewritten
+        (kube's stale-data rewrite, how keys are rotated). It may raise to abort.
         """
         cached = await self.current(key, root)
         current = (cached.decode(), cached.revision) if cached is not None else None
@@ -97,7 +103,9 @@ class Store:
             obj, revision = (current if current is not None else (None, 0))
             new, action = await update(obj, revision)
             try:
-                if action == "none":
+                if action == "unchanged" and obj is not None and self._stale(key):
+                    return await self.update(key, obj, revision=revision), "update"  # re-encrypt with the new key
+                if action in ("none", "unchanged"):
                     return new, action
                 if action == "create":
                     return await self.create(key, new or {}), action
