@@ -8,6 +8,8 @@ way kube-apiserver's negotiation does.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,16 +101,39 @@ def _decode_json(data: bytes) -> Any:
         raise errors.BadRequest(f"couldn't get version/kind; json parse error: {exc}") from None
 
 
+MAX_NESTING = 100
+"""How deep a body may nest. Real objects stay far below it; deeper bodies are refused before any
+recursive walk (defaulting, validation, managedFields) could run out of stack."""
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def check_nesting(data: bytes) -> None:
+    """Refuse a JSON or YAML flow body nested deeper than MAX_NESTING. Cheap for the common case:
+    only a body with many brackets is looked at closely."""
+    if data.count(b"[") + data.count(b"{") <= MAX_NESTING:
+        return
+    depth = 0
+    for match in _BRACKETS.finditer(_JSON_STRING.sub(b'""', data)):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        if depth > MAX_NESTING:
+            raise errors.BadRequest(f"the request body is nested more than {MAX_NESTING} levels deep")
+
+
 def decode_body(data: bytes, content_type: str) -> Any:
     """Body bytes -> JSON value. Raises BadRequest / UnsupportedMediaType."""
     if len(data) > MAX_BODY_BYTES:
         raise errors.RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY_BYTES}")
+    if content_type != PROTOBUF:
+        check_nesting(data)
     if content_type in (JSON, "application/json-patch+json", "application/merge-patch+json",
                         "application/strategic-merge-patch+json", "text/plain", "*/*"):
         return _decode_json(data)
     if content_type in (YAML, "application/apply-patch+yaml", "text/yaml", "application/x-yaml"):
         try:
             return yaml.safe_load(data)
+        except RecursionError:
+            raise errors.BadRequest(f"the request body is nested more than {MAX_NESTING} levels deep") from None
         except yaml.YAMLError as exc:
             raise errors.BadRequest(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None
     if content_type == PROTOBUF:

@@ -1,8 +1,12 @@
-"""Unknown-field detection for `fieldValidation` (Strict, Warn, Ignore).
+"""Unknown-field detection for `fieldValidation` (Strict, Warn, Ignore), and JSON type checks.
 
 Walks a request body against the kind's OpenAPI definition and names every field the schema
 does not know, in kube's path form (`spec.containers[0].bogusField`). Parts of the schema
 that accept anything (RawExtension, JSON, IntOrString, preserve-unknown-fields) end the walk.
+
+The same walk refuses a value of the wrong JSON type (a number where a string belongs), which
+kube-apiserver's decoder refuses before anything else looks at the object, with Go's text:
+`json: cannot unmarshal number into Go struct field ObjectMeta.metadata.name of type string`.
 """
 
 from __future__ import annotations
@@ -25,35 +29,104 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+class TypeMismatch(ValueError):
+    """A value of the wrong JSON type; the message is Go's UnmarshalTypeError text."""
+
+
 def unknown_fields(obj: Any, definition: str) -> list[str]:
+    """Unknown field paths; raises TypeMismatch for a value of the wrong type."""
     if not definition:
         return []
     out: list[str] = []
-    _walk(obj, _resolve({"$ref": _REF + definition}), "", out)
+    _walk(obj, _resolve({"$ref": _REF + definition}), "", out, definition.rsplit(".", 1)[-1], "")
     return out
 
 
-def _walk(value: Any, schema: dict[str, Any], path: str, out: list[str]) -> None:
-    schema = _resolve(schema)
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float),
+                                            "boolean": (bool,), "object": (dict,), "array": (list,)}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _go_type(schema: dict[str, Any], raw: dict[str, Any]) -> str:
+    ref = raw.get("$ref", "")
+    if ref:
+        return "v1." + ref.rsplit(".", 1)[-1]
+    kind, fmt = _schema_type(schema), schema.get("format", "")
+    if kind == "integer":
+        return fmt or "int64"
+    if kind == "number":
+        return "float64"
+    if kind == "boolean":
+        return "bool"
+    if kind == "array":
+        items = schema.get("items") or {}
+        return "[]" + _go_type(_resolve(items), items)
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        extra = schema["additionalProperties"]
+        return "map[string]" + _go_type(_resolve(extra), extra)
+    return "string" if kind == "string" else "interface {}"
+
+
+def _schema_type(schema: dict[str, Any]) -> str | None:
+    """The one JSON type a schema asks for (`["string", "null"]` counts as string)."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
+    return kind if isinstance(kind, str) and kind in _JSON_TYPES else None
+
+
+def _check_type(value: Any, schema: dict[str, Any], raw: dict[str, Any], owner: str, gopath: str) -> None:
+    expected = _schema_type(schema)
+    if value is None or expected is None:
+        return
+    if schema.get("x-kubernetes-int-or-string") and isinstance(value, (int, str)) and not isinstance(value, bool):
+        return
+    ok = isinstance(value, _JSON_TYPES[expected]) and not (expected in ("integer", "number") and isinstance(value, bool))
+    if ok:
+        return
+    if expected == "integer" and isinstance(value, float) and not isinstance(value, bool):
+        found = f"number {value:g}"
+    else:
+        found = _json_kind(value)
+    raise TypeMismatch(f"json: cannot unmarshal {found} into Go struct field {owner}.{gopath} of type {_go_type(schema, raw)}")
+
+
+def _walk(value: Any, raw: dict[str, Any], path: str, out: list[str], owner: str, gopath: str) -> None:
+    schema = _resolve(raw)
+    if gopath:
+        _check_type(value, schema, raw, owner, gopath)
     if schema.get("x-kubernetes-preserve-unknown-fields"):
         return
+    if "$ref" in raw:  # a named struct: its fields belong to it in Go's error texts
+        owner = raw["$ref"].rsplit(".", 1)[-1]
     if isinstance(value, dict):
         props = schema.get("properties")
         extra = schema.get("additionalProperties")
         if props is not None:
             for key, child in value.items():
                 sub = f"{path}.{key}" if path else key
+                gosub = f"{gopath}.{key}" if gopath else key
                 if key in props:
-                    _walk(child, props[key], sub, out)
+                    _walk(child, props[key], sub, out, owner, gosub)
                 elif isinstance(extra, dict):
-                    _walk(child, extra, sub, out)
+                    _walk(child, extra, sub, out, owner, gosub)
                 elif not (path == "" and key in _IGNORED_TOP):
                     out.append(sub)
         elif isinstance(extra, dict):
             for key, child in value.items():
-                _walk(child, extra, f"{path}.{key}" if path else key, out)
+                _walk(child, extra, f"{path}.{key}" if path else key, out, owner, gopath)
     elif isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, dict):
             for i, child in enumerate(value):
-                _walk(child, items, f"{path}[{i}]", out)
+                _walk(child, items, f"{path}[{i}]", out, owner, gopath)

@@ -25,7 +25,7 @@ from pykube_server.api.selectors import selector_from_object
 from pykube_server.apiserver.handlers.common import Call, respond, success_status
 from pykube_server.apiserver.negotiation import content_type_of, decode_body
 from pykube_server.registry import managedfields
-from pykube_server.registry.fieldcheck import unknown_fields
+from pykube_server.registry.fieldcheck import TypeMismatch, unknown_fields
 from pykube_server.registry.patch_schema import schema_for_kind
 from pykube_server.registry.store import RETURNS_DELETED_OBJECT
 from pykube_server.registry.strategy import now_rfc3339
@@ -77,7 +77,11 @@ def field_validation(call: Call, body: Obj) -> list[str]:
         raise errors.BadRequest(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{mode}"')
     if call.info.subresource == "scale":
         return []
-    unknown = unknown_fields(body, call.spec.definition)
+    try:
+        unknown = unknown_fields(body, call.spec.definition)
+    except TypeMismatch as exc:
+        raise errors.BadRequest(f'{call.spec.kind} in version "{call.spec.version}" cannot be handled as a '
+                                f'{call.spec.kind}: {exc}') from None
     if not unknown:
         return []
     texts = [f'unknown field "{path}"' for path in unknown]

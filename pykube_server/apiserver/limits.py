@@ -1,0 +1,99 @@
+"""Protection from too much or too hostile input: in-flight limits, timeouts, body size.
+
+kube-apiserver's filters, with its numbers and texts:
+* `--max-requests-inflight` (400) and `--max-mutating-requests-inflight` (200): a request over
+  the limit is refused at once with 429 `Too many requests, please try again later.` and
+  `Retry-After: 1`, so a flood degrades into retries instead of a queue that never drains.
+  Long-running requests (watch, exec, attach, port-forward, logs, proxy) are not counted.
+* `--request-timeout` (60 s), shortened per request by `?timeout=`: a request that runs longer
+  is answered 504 `Timeout: request did not complete within requested timeout - context
+  deadline exceeded`. Long-running requests are exempt.
+* A request body over 3 MiB is refused with 413 `Request entity too large: limit is 3145728`
+  before it is read (by Content-Length) or while it is read (a chunked body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from pykube_server.api import errors
+
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
+TOO_MANY = "Too many requests, please try again later."
+TIMEOUT = "Timeout: request did not complete within requested timeout - context deadline exceeded"
+LONG_RUNNING_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "log", "proxy"})
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """Go's time.ParseDuration for the `timeout` query parameter; None when it is not one."""
+    matches = _DURATION.findall(text)
+    if not matches or "".join(n + u for n, u in matches) != text:
+        return None
+    return sum(float(n) * _UNITS[u] for n, u in matches)
+
+
+def is_long_running(request: web.Request) -> bool:
+    """kube's LongRunningFunc: watches, and the streaming subresources."""
+    query = request.query
+    if query.get("watch") in ("1", "true", "True"):
+        return True
+    parts = [p for p in request.path.split("/") if p]
+    if "watch" in parts[:4]:  # the legacy /api/v1/watch/... paths
+        return True
+    return bool(parts) and parts[-1] in LONG_RUNNING_SUBRESOURCES and parts[0] in ("api", "apis")
+
+
+class Limits:
+    def __init__(self, *, max_inflight: int = 400, max_mutating_inflight: int = 200,
+                 request_timeout: float = 60.0, max_body_bytes: int = MAX_REQUEST_BODY_BYTES) -> None:
+        self.max_inflight, self.max_mutating = max_inflight, max_mutating_inflight
+        self.request_timeout, self.max_body_bytes = request_timeout, max_body_bytes
+        self.inflight = 0
+        self.mutating = 0
+
+    def _timeout(self, request: web.Request) -> float:
+        asked = parse_duration(request.query.get("timeout", ""))
+        if asked is not None and 0 < asked < self.request_timeout:
+            return asked
+        return self.request_timeout
+
+    def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
+        @web.middleware
+        async def limits(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+            length = request.content_length
+            if length is not None and length > self.max_body_bytes:
+                raise errors.RequestEntityTooLarge(f"Request entity too large: limit is {self.max_body_bytes}")
+            if is_long_running(request):
+                return await self._run(request, handler)
+            mutating = request.method in MUTATING
+            if (self.max_inflight and not mutating and self.inflight >= self.max_inflight) or \
+                    (self.max_mutating and mutating and self.mutating >= self.max_mutating):
+                raise errors.TooManyRequests(TOO_MANY, details={"retryAfterSeconds": 1})
+            if mutating:
+                self.mutating += 1
+            else:
+                self.inflight += 1
+            try:
+                return await asyncio.wait_for(self._run(request, handler), self._timeout(request))
+            except TimeoutError:
+                raise errors.Timeout(TIMEOUT, details={}) from None
+            finally:
+                if mutating:
+                    self.mutating -= 1
+                else:
+                    self.inflight -= 1
+
+        return limits
+
+    async def _run(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:  # a chunked body grew past client_max_size
+            raise errors.RequestEntityTooLarge(f"Request entity too large: limit is {self.max_body_bytes}") from None
