@@ -205,8 +205,6 @@ def test_create_quota(kube: Kube, ns: str) -> None:
     assert_header(kube("-n", ns, "get", "quota", "best-effort").out, "NAME", "REQUEST", "LIMIT", "AGE")
 
 
-@pytest.mark.xfail(strict=True, reason="no resourcequota controller: status.hard/status.used are never "
-                                       "filled, so REQUEST stays empty and describe lists no resources")
 def test_quota_usage(kube: Kube, ns: str) -> None:
     # Source: kubernetes.io/docs/concepts/policy/resource-quotas/ (`kubectl describe quota` prints
     # "Resource  Used  Hard" rows, e.g. "pods  0  10") and printers.go printResourceQuota (REQUEST as

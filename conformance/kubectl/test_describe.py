@@ -30,10 +30,12 @@ def test_describe_pod(kube: Kube, app: str) -> None:
     r = kube("-n", app, "describe", "pod", "solo")
     out = r.out
     node = json.loads(kube("get", "nodes", "-o", "json").out)["items"][0]["metadata"]["name"]
-    assert out.startswith(f"Name:         solo\nNamespace:    {app}\nPriority:     0\n")
-    assert re.search(rf"^Node:         {re.escape(node)}/\d+\.\d+\.\d+\.\d+$", out, re.M)
-    assert re.search(rf"^Start Time:   {DATE}$", out, re.M)
-    assert re.search(r"^Labels:       run=solo\nAnnotations:  <none>\nStatus:       Running\n", out, re.M)
+    # With the ServiceAccount admission every pod has one, so describe aligns on "Service Account:".
+    assert out.startswith(f"Name:             solo\nNamespace:        {app}\nPriority:         0\n"
+                          "Service Account:  default\n")
+    assert re.search(rf"^Node:             {re.escape(node)}/\d+\.\d+\.\d+\.\d+$", out, re.M)
+    assert re.search(rf"^Start Time:       {DATE}$", out, re.M)
+    assert re.search(r"^Labels:           run=solo\nAnnotations:      <none>\nStatus:           Running\n", out, re.M)
     containers = section(out, "Containers:")
     assert re.search(r"^  solo:\n    Container ID:   \S+\n    Image:          nginx:1\.25\n", containers, re.M)
     assert re.search(r"^    State:          Running\n      Started:      " + DATE + r"\n    Ready:          True\n"
@@ -55,8 +57,6 @@ def test_describe_pod(kube: Kube, app: str) -> None:
                for ln in lines), events
 
 
-@pytest.mark.xfail(strict=True, reason="no ServiceAccount admission: describe pod lacks 'Service Account:  "
-                                       "default' and the kube-api-access-* mount/volume")
 def test_describe_pod_service_account(kube: Kube, app: str) -> None:
     # Source: kubernetes.io/docs/tasks/debug/debug-application/debug-running-pod/ transcript
     # ("Service Account:  default", "Mounts: /var/run/secrets/kubernetes.io/serviceaccount from

@@ -260,8 +260,6 @@ def test_get_events(kube: Kube, web: str) -> None:
     assert re.fullmatch(r"Scaled up replica set web-[0-9a-f]+ from 0 to 2", rows[0]["MESSAGE"])
 
 
-@pytest.mark.xfail(strict=True, reason="no ServiceAccount admission: pods get no spec.serviceAccountName "
-                                       "(\"default\") and no kube-api-access-* projected volume")
 def test_get_pod_service_account(kube: Kube, web: str) -> None:
     # Source: kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/ ("If you
     # don't specify a ServiceAccount ... automatically assigns the default ServiceAccount") and

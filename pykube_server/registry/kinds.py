@@ -142,9 +142,14 @@ class GenerationStrategy(Strategy):
     tracks_generation = True
 
 
-class CSRStrategy(Strategy):
-    selectable = {"spec.signerName": meta_field("spec", "signerName")}
+class PodDisruptionBudgetStrategy(GenerationStrategy):
+    """A new budget's status shows its four counts as 0 (int32 fields without omitempty) until
+    the disruption controller fills them in."""
 
+    initial_status = {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}
+
+
+from pykube_server.registry.certificates import CSRStrategy  # noqa: E402 - a kind with a module of its own
 
 STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "pods"): PodStrategy,
@@ -162,7 +167,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "jobs"): JobStrategy,
     ("batch", "cronjobs"): GenerationStrategy,
     ("autoscaling", "horizontalpodautoscalers"): GenerationStrategy,
-    ("policy", "poddisruptionbudgets"): GenerationStrategy,
+    ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
     ("networking.k8s.io", "networkpolicies"): GenerationStrategy,
     ("apiextensions.k8s.io", "customresourcedefinitions"): CRDStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CSRStrategy,

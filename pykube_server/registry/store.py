@@ -410,7 +410,8 @@ class ResourceStore:
                 raise self.conflict(name, f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {current['metadata'].get('uid')}")
             if admission is not None:
                 await admission.mutate(body, current, "UPDATE")
-            obj = self._prepare_update(body, current, status=status, finalize=subresource == "finalize")
+            obj = self._prepare_update(body, current, status=status, finalize=subresource == "finalize",
+                                       subresource=subresource)
             if admission is not None:
                 await admission.validate(obj, current, "UPDATE")
             if managed is not None:
@@ -467,7 +468,8 @@ class ResourceStore:
         except KeyNotFound:
             raise self.not_found(name) from None
 
-    def _prepare_update(self, body: Obj, current: Obj, *, status: bool, finalize: bool = False) -> Obj:
+    def _prepare_update(self, body: Obj, current: Obj, *, status: bool, finalize: bool = False,
+                        subresource: str = "") -> Obj:
         if finalize:  # namespaces/finalize: spec.finalizers (and metadata) may change, nothing else
             finalizers = (body.get("spec") or {}).get("finalizers")
             body.update({k: copy.deepcopy(v) for k, v in current.items() if k != "metadata"})
@@ -489,7 +491,7 @@ class ResourceStore:
             else:
                 meta.pop(field, None)
         meta.pop("selfLink", None)
-        strategy = self.status_strategy if status else self.strategy
+        strategy = self.status_strategy if status else (self.strategy.for_subresource(subresource) or self.strategy)
         strategy.prepare_for_update(body, current)
         if not status and not finalize:  # (the namespace default would put `kubernetes` back)
             self.strategy.default(body)
