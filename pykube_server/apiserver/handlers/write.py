@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from pykube_server.api import errors
+from pykube_server.apiserver import authn
 from pykube_server.api.patch import (
     PatchError,
     apply_json_patch,
@@ -25,6 +26,7 @@ from pykube_server.api.selectors import selector_from_object
 from pykube_server.apiserver.handlers.common import Call, respond, success_status
 from pykube_server.apiserver.negotiation import content_type_of, decode_body
 from pykube_server.registry import managedfields
+from pykube_server.registry.certificates import set_requester
 from pykube_server.registry.fieldcheck import TypeMismatch, unknown_fields
 from pykube_server.registry.patch_schema import schema_for_kind
 from pykube_server.registry.store import RETURNS_DELETED_OBJECT
@@ -118,6 +120,9 @@ def _drop_path(obj: Any, path: str) -> None:
 # -- create --------------------------------------------------------------------------------
 async def create(call: Call) -> web.StreamResponse:
     body, warnings = check_object(call, await read_body(call))
+    if (call.spec.group, call.spec.plural) == ("certificates.k8s.io", "certificatesigningrequests"):
+        user = call.request.get(authn.USER) or authn.ANONYMOUS  # who asks, never what the body claims
+        set_requester(body, user.username, user.uid, user.groups, dict(user.extra))
     obj = await call.store.create(call.namespace, body, dry_run=call.dry_run, managed=_recorder(call),
                                   admission=call.admission())
     return respond(call, obj, 201, warnings)
