@@ -6,7 +6,7 @@
   authenticated user, never from the body (`set_requester`).
 * update: spec and status never change (a CSR is immutable but for metadata).
 * `/status`: conditions other than Approved/Denied, and the certificate (a signer's job).
-* `/approval`: only the Approved and Denied conditions (what `kubectl certificate approve` sends).
+* `/approval`: the conditions (what `kubectl certificate approve` sends), never the certificate.
 Approved and Denied may not both be set, and neither may be removed once set.
 """
 
@@ -132,23 +132,23 @@ class CSRStrategy(Strategy):
 
 
 class _ApprovalStrategy(Strategy):
-    """`/approval`: the Approved/Denied conditions from the request, everything else as stored."""
+    """`/approval`: the conditions and metadata from the request, spec and certificate as stored
+    (kube's csrApprovalStrategy)."""
 
     def __init__(self, main: CSRStrategy) -> None:
         self.main = main
 
     def prepare_for_update(self, obj: Obj, old: Obj) -> None:
-        wanted = [c for c in _conditions(obj) if c.get("type") in APPROVAL_TYPES]
-        kept = [c for c in _conditions(old) if c.get("type") not in APPROVAL_TYPES]
+        conditions = _conditions(obj)
         meta = obj.get("metadata")
         obj.clear()
         obj.update({k: v for k, v in old.items() if k != "status"})
         if isinstance(meta, dict):
             obj["metadata"] = meta
         status = dict(old.get("status") or {})
-        status["conditions"] = kept + wanted
-        if not status["conditions"]:
-            del status["conditions"]
+        status.pop("conditions", None)
+        if conditions:
+            status["conditions"] = conditions
         obj["status"] = status
 
     def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
