@@ -1,0 +1,81 @@
+"""Bootstrap tokens (`--enable-bootstrap-token-auth`): how a new node first talks to the cluster.
+
+A bootstrap token is `<id>.<secret>` (6 and 16 characters of [a-z0-9]) stored as the Secret
+`kube-system/bootstrap-token-<id>` of type `bootstrap.kubernetes.io/token`, the way `kubeadm
+token create` makes them. A request bearing one is `system:bootstrap:<id>` in the groups
+`system:bootstrappers` plus the Secret's `auth-extra-groups`, as long as the secret matches, the
+token has not expired and `usage-bootstrap-authentication` is "true". With those rights a
+kubelet can do exactly one useful thing: ask for its client certificate through a
+CertificateSigningRequest (TLS bootstrap), which the CSR approving controller approves.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hmac
+import re
+from typing import TYPE_CHECKING
+
+from pykube_server.apiserver.authn import AUTHENTICATED_GROUP, UserInfo
+
+if TYPE_CHECKING:
+    from pykube_server.apiserver.app import APIServer
+
+TOKEN = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+SECRET_TYPE = "bootstrap.kubernetes.io/token"
+SECRET_PREFIX = "bootstrap-token-"
+BOOTSTRAPPERS = "system:bootstrappers"
+EXTRA_GROUP = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
+
+
+def _field(data: dict[str, str], name: str) -> str:
+    value = data.get(name)
+    if not value:
+        return ""
+    try:
+        return base64.b64decode(value).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def expired(expiration: str, now: dt.datetime) -> bool:
+    """kube refuses a token whose RFC 3339 `expiration` has passed or cannot be read."""
+    if not expiration:
+        return False
+    try:
+        when = dt.datetime.fromisoformat(expiration.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return when <= now
+
+
+class BootstrapTokenAuthenticator:
+    def __init__(self, server: APIServer) -> None:
+        self.secrets = server.store_for("", "v1", "secrets")
+
+    async def authenticate_token(self, token: str) -> UserInfo | None:
+        match = TOKEN.match(token)
+        if match is None:
+            return None
+        token_id, token_secret = match.groups()
+        cached = self.secrets.cacher.resource(self.secrets.root).objects.get(
+            self.secrets.key("kube-system", SECRET_PREFIX + token_id))
+        if cached is None:
+            return None
+        secret = cached.decode()
+        if secret.get("type") != SECRET_TYPE:
+            return None
+        data = secret.get("data") or {}
+        if _field(data, "token-id") != token_id or not hmac.compare_digest(_field(data, "token-secret"), token_secret):
+            return None
+        if (secret.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        if expired(_field(data, "expiration"), dt.datetime.now(dt.timezone.utc)):
+            return None
+        if _field(data, "usage-bootstrap-authentication") != "true":
+            return None
+        extra = [g.strip() for g in _field(data, "auth-extra-groups").split(",") if g.strip()]
+        if any(not EXTRA_GROUP.match(g) for g in extra):
+            return None
+        return UserInfo(username=f"system:bootstrap:{token_id}", groups=(BOOTSTRAPPERS, *extra, AUTHENTICATED_GROUP))
