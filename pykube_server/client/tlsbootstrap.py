@@ -84,25 +84,27 @@ async def discover(server: str, token: str, ca_cert_hashes: list[str], *, unsafe
     return ca_pem
 
 
-def _client_csr(node_name: str) -> tuple[bytes, bytes]:
+def _client_csr(common_name: str, organizations: tuple[str, ...]) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])
+    subject = x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations),
+                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     return csr.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-async def request_client_certificate(server: str, ca_pem: bytes, token: str, node_name: str,
-                                     timeout: float = 300.0) -> tuple[bytes, bytes]:
-    """(certificate PEM, key PEM) for `system:node:<node_name>`, issued through a CSR."""
-    request, key_pem = _client_csr(node_name)
+async def request_client_certificate(server: str, ca_pem: bytes, token: str, common_name: str,
+                                     organizations: tuple[str, ...] = ("system:nodes",), *,
+                                     signer: str = KUBELET_CLIENT, timeout: float = 300.0) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) for `common_name`, issued through a CSR to `signer`: a node's is
+    approved automatically, anything else waits for `kubectl certificate approve`."""
+    request, key_pem = _client_csr(common_name, organizations)
     context = ssl.create_default_context(cadata=ca_pem.decode())
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"}
     body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
             "metadata": {"generateName": "node-csr-"},
-            "spec": {"request": base64.b64encode(request).decode(), "signerName": KUBELET_CLIENT,
+            "spec": {"request": base64.b64encode(request).decode(), "signerName": signer,
                      "usages": ["digital signature", "client auth"]}}
     base = server.rstrip("/")
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -147,5 +149,16 @@ async def bootstrap_kubeconfig(path: Path, server: str, token: str, ca_cert_hash
                                *, unsafe_skip_ca_verification: bool = False) -> Path:
     """Discovery then TLS bootstrap, ending with a kubeconfig at `path`."""
     ca_pem = await discover(server, token, ca_cert_hashes, unsafe_skip_ca_verification=unsafe_skip_ca_verification)
-    cert_pem, key_pem = await request_client_certificate(server, ca_pem, token, node_name)
+    cert_pem, key_pem = await request_client_certificate(server, ca_pem, token, f"system:node:{node_name}")
     return write_kubeconfig(path, server, ca_pem, cert_pem, key_pem, f"system:node:{node_name}")
+
+
+async def bootstrap_proxy_kubeconfig(path: Path, server: str, token: str, ca_cert_hashes: list[str], *,
+                                     unsafe_skip_ca_verification: bool = False) -> Path:
+    """kube-proxy's identity `system:kube-proxy` through a `kube-apiserver-client` CSR; unlike a
+    node's, it is not approved automatically: an administrator approves it
+    (`kubectl certificate approve`), as for any client certificate."""
+    ca_pem = await discover(server, token, ca_cert_hashes, unsafe_skip_ca_verification=unsafe_skip_ca_verification)
+    cert_pem, key_pem = await request_client_certificate(server, ca_pem, token, "system:kube-proxy", (),
+                                                         signer="kubernetes.io/kube-apiserver-client", timeout=3600)
+    return write_kubeconfig(path, server, ca_pem, cert_pem, key_pem, "system:kube-proxy")

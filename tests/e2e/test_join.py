@@ -125,3 +125,35 @@ def test_bootstrap_token_authenticates_only_while_valid(cluster: ServerProcess) 
     pykube("token", "delete", "zyxwvu", "--kubeconfig", str(cluster.kubeconfig))
     time.sleep(0.5)
     assert whoami(token)[0] == 401
+
+
+def test_proxy_joins_once_an_administrator_approves(cluster: ServerProcess, tmp_path: Path) -> None:
+    made = pykube("token", "create", "--print-join-command", "--kubeconfig", str(cluster.kubeconfig))
+    words = made.stdout.split()
+    token, pin = words[words.index("--token") + 1], words[words.index("--discovery-token-ca-cert-hash") + 1]
+    kubeconfig = tmp_path / "proxy.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "pykube_server", "proxy", "--server", cluster.url, "--token", token,
+                             "--discovery-token-ca-cert-hash", pin, "--kubeconfig", str(kubeconfig),
+                             "--nodeport-address", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 30
+        pending = []
+        while time.monotonic() < deadline and not pending:
+            csrs = orjson.loads(cluster.kubectl("get", "csr", "-o", "json").stdout)["items"]
+            pending = [c for c in csrs if c["spec"]["username"] == f"system:bootstrap:{token.split('.')[0]}"
+                       and c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client"]
+            time.sleep(0.3)
+        assert pending, "the proxy made no CSR"
+        time.sleep(1)
+        assert not kubeconfig.exists()  # nothing until a person approves
+        cluster.kubectl("certificate", "approve", pending[0]["metadata"]["name"])
+        deadline = time.monotonic() + 30
+        while not kubeconfig.exists() and time.monotonic() < deadline:
+            time.sleep(0.3)
+        issued = yaml.safe_load(kubeconfig.read_text())
+        assert issued["users"][0]["name"] == "system:kube-proxy"
+        assert proc.poll() is None  # and it runs on with its new identity
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
