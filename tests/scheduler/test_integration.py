@@ -13,7 +13,7 @@ from pykube_server.api import errors
 from pykube_server.api.types import Obj
 from pykube_server.client.events import EventRecorder
 from pykube_server.client.informer import InformerFactory
-from pykube_server.client.rest import EVENTS, NODES, PODS, Client
+from pykube_server.client.rest import Resource, EVENTS, NODES, PODS, Client
 from pykube_server.scheduler.scheduler import Scheduler
 from pykube_server.testing import local_cluster
 from tests.scheduler.builders import node, pod
@@ -132,11 +132,17 @@ async def test_deleting_a_pod_frees_room_for_a_waiting_one(client: Client, runni
 
 
 async def test_high_priority_pod_preempts_a_low_priority_one(client: Client, running: Scheduler) -> None:
+    # Priorities come from PriorityClasses (the Priority admission plugin refuses pods that state one).
+    classes = Resource("scheduling.k8s.io", "v1", "priorityclasses", namespaced=False)
+    for name, value, policy in (("low", 10, "PreemptLowerPriority"), ("high", 1000, "PreemptLowerPriority"),
+                                ("high-never", 1000, "Never")):
+        await client.create(classes, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                      "metadata": {"name": name}, "value": value, "preemptionPolicy": policy})
     await client.create(NODES, node("n1", cpu="2"))
-    await client.create(PODS, pod("low", cpu="1500m", priority=10), namespace="default")
+    await client.create(PODS, pod("low", cpu="1500m", priorityClassName="low"), namespace="default")
     assert await wait_for(lambda: node_of(client, "low")) == "n1"
-    await client.create(PODS, pod("never", cpu="1500m", priority=1000, preemptionPolicy="Never"), namespace="default")
-    await client.create(PODS, pod("high", cpu="1500m", priority=1000), namespace="default")
+    await client.create(PODS, pod("never", cpu="1500m", priorityClassName="high-never"), namespace="default")
+    await client.create(PODS, pod("high", cpu="1500m", priorityClassName="high"), namespace="default")
 
     async def low_terminating() -> bool:
         try:
