@@ -8,18 +8,26 @@ then the lowest sum of victim priorities, then the fewest victims. Victims are d
 the API (with a `Preempted` event) and the pod's `status.nominatedNodeName` is set; it is
 scheduled once the victims are gone.
 
+PodDisruptionBudgets are respected where possible, as kube's selectVictimsOnNode does: victims
+whose eviction would exceed a budget's `disruptionsAllowed` (counting the victims already picked
+on that node) are tried first for reprieve, and among candidate nodes the one with the fewest
+such violations wins before any priority comparison.
+
 When nothing can be done, the returned message explains why per node, in kube's words
 ("preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."), and the
-scheduler appends it to the FailedScheduling message. PodDisruptionBudgets are not consulted,
-and resources of nominated pods are not reserved for them.
+scheduler appends it to the FailedScheduling message. Resources of nominated pods are not
+reserved for them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pykube_server.api import errors
+from pykube_server.api.selectors import selector_from_object
+from pykube_server.api.types import Obj
 from pykube_server.client.events import NORMAL, EventRecorder
 from pykube_server.client.rest import PODS, Client, TransportError
 from pykube_server.scheduler.cache import Cache
@@ -48,10 +56,36 @@ TERMINATING = "not eligible due to a terminating pod on the nominated node."
 class Candidate:
     node: str
     victims: list[PodInfo]
+    pdb_violations: int = 0
 
-    def rank(self) -> tuple[int, int, int]:
+    def rank(self) -> tuple[int, int, int, int]:
         priorities = [priority_of(v.pod) for v in self.victims]
-        return (max(priorities, default=-(2**31)), sum(priorities), len(priorities))
+        return (self.pdb_violations, max(priorities, default=-(2**31)), sum(priorities), len(priorities))
+
+
+def split_by_budget(pods: list[PodInfo], budgets: list[Obj]) -> tuple[list[PodInfo], list[PodInfo]]:
+    """(pods whose eviction would violate a budget, the others), in the given order: each pod
+    uses up one of `disruptionsAllowed` of every budget that selects it (kube's
+    filterPodsWithPDBViolation; pods a budget already counts as disrupted are skipped)."""
+    allowed = [int((b.get("status") or {}).get("disruptionsAllowed") or 0) for b in budgets]
+    selectors = [selector_from_object((b.get("spec") or {}).get("selector")) if (b.get("spec") or {}).get("selector")
+                 else None for b in budgets]
+    violating, fine = [], []
+    for info in pods:
+        meta = info.pod.get("metadata") or {}
+        labels, ns, name = meta.get("labels") or {}, meta.get("namespace", ""), meta.get("name", "")
+        violates = False
+        for i, budget in enumerate(budgets):
+            bmeta = budget.get("metadata") or {}
+            if bmeta.get("namespace") != ns or selectors[i] is None or not labels or not selectors[i].matches(labels):
+                continue
+            if name in ((budget.get("status") or {}).get("disruptedPods") or {}):
+                continue
+            allowed[i] -= 1
+            if allowed[i] < 0:
+                violates = True
+        (violating if violates else fine).append(info)
+    return violating, fine
 
 
 def _start_time(info: PodInfo) -> str:
@@ -67,10 +101,13 @@ def _copy_without(node: NodeInfo, removed: set[str]) -> NodeInfo:
 
 
 class Preemptor:
-    def __init__(self, client: Client, recorder: EventRecorder, cache: Cache) -> None:
+    def __init__(self, client: Client, recorder: EventRecorder, cache: Cache,
+                 budgets: Callable[[], list[Obj]] = lambda: []) -> None:
         self._client = client
         self._recorder = recorder
         self._cache = cache
+        self._budgets = budgets
+        """The PodDisruptionBudgets (from the scheduler's informer)."""
 
     def eligible(self, pod: PodInfo) -> str:
         """"" when the pod may preempt, else kube's reason."""
@@ -85,25 +122,30 @@ class Preemptor:
         return ""
 
     def select_victims(self, fwk: Framework, pod: PodInfo, node: NodeInfo,
-                       nodes: list[NodeInfo]) -> tuple[list[PodInfo], Status | None]:
-        """The fewest victims on `node` that make room, or the status saying why none do."""
+                       nodes: list[NodeInfo]) -> tuple[list[PodInfo], Status | None, int]:
+        """The fewest victims on `node` that make room (with how many of them violate a
+        budget), or the status saying why none do."""
         priority = priority_of(pod.pod)
         lower = [p for p in node.pods.values() if priority_of(p.pod) < priority]
         if not lower:
-            return [], unschedulable(NO_VICTIMS, unresolvable=True)
+            return [], unschedulable(NO_VICTIMS, unresolvable=True), 0
         trial = _copy_without(node, {p.key for p in lower})
         state = CycleState()
         fwk.run_pre_filters(state, pod, [trial if n.name == node.name else n for n in nodes])
         status = fwk.run_filters(state, pod, trial)
         if status is not None:
-            return [], status
-        victims = []
-        for candidate in sorted(lower, key=lambda p: (-priority_of(p.pod), _start_time(p))):
-            trial.add_pod(candidate)
-            if fwk.run_filters(state, pod, trial) is not None:
-                trial.remove_pod(candidate.key)
-                victims.append(candidate)
-        return victims, None
+            return [], status, 0
+        ordered = sorted(lower, key=lambda p: (-priority_of(p.pod), _start_time(p)))
+        violating, fine = split_by_budget(ordered, self._budgets())
+        victims, violations = [], 0
+        for group, counts in ((violating, True), (fine, False)):  # reprieve budget-protected pods first
+            for candidate in group:
+                trial.add_pod(candidate)
+                if fwk.run_filters(state, pod, trial) is not None:
+                    trial.remove_pod(candidate.key)
+                    victims.append(candidate)
+                    violations += counts
+        return victims, None, violations
 
     async def preempt(self, fwk: Framework, pod: PodInfo, nodes: list[NodeInfo],
                       diagnosis: Diagnosis) -> tuple[str, str]:
@@ -118,11 +160,11 @@ class Preemptor:
             if status is None or status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
                 statuses[node.name] = unschedulable(NOT_HELPFUL, unresolvable=True)
                 continue
-            victims, status = self.select_victims(fwk, pod, node, nodes)
+            victims, status, violations = self.select_victims(fwk, pod, node, nodes)
             if status is not None:
                 statuses[node.name] = status
             else:
-                candidates.append(Candidate(node.name, victims))
+                candidates.append(Candidate(node.name, victims, violations))
         if not candidates:
             return "", "preemption: " + fit_error_message(len(nodes), Diagnosis(node_statuses=statuses))
         best = min(candidates, key=Candidate.rank)
