@@ -126,7 +126,7 @@ class Schedule:
                 allowed, bare = _parse_range(expr, f)
                 values |= allowed
                 star = star or bare
-            sets.append(frozenset(7 % 7 if v == 7 else v for v in values))
+            sets.append(frozenset(values))
             stars.append(star)
         return cls(sets[0], sets[1], sets[2], sets[3], sets[4], stars[2], stars[4])
 

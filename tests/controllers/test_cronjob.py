@@ -54,6 +54,9 @@ def test_schedule_syntax() -> None:
     assert _next("0 0 * FEB sun", t) == datetime(2026, 2, 1, 0, 0, tzinfo=UTC)
     assert _next("5,10 1 13 * 5", t) == datetime(2025, 3, 13, 1, 5, tzinfo=UTC)  # dom OR dow
     assert _next("0 9 * * *", t, ZoneInfo("Europe/Berlin")) == datetime(2025, 3, 11, 8, 0, tzinfo=UTC)
+    # minute 7, hour 7 and July are ordinary values (7 is not Sunday outside day of week)
+    assert _next("* * * * *", datetime(2026, 7, 27, 7, 43, 30, tzinfo=UTC)) == datetime(2026, 7, 27, 7, 44, tzinfo=UTC)
+    assert _next("7 7 * 7 *", t) == datetime(2025, 7, 1, 7, 7, tzinfo=UTC)
     for bad in ("* * * *", "61 * * * *", "@often", "5-1 * * * *", "*/0 * * * *"):
         with pytest.raises(ScheduleError):
             Schedule.parse(bad)
@@ -99,9 +102,20 @@ async def _complete(client: Client, job: dict) -> None:
     await client.update(JOBS, fresh, subresource="status")
 
 
+async def _armed(clock: FakeClock) -> None:
+    """Wait until the controller has armed its timer for the next schedule (at most a minute
+    away): stepping the fake clock before that would skip past a timer not yet set."""
+    await eventually(lambda: _async(any(0 < d <= 60 for d in clock.pending()) or None))
+
+
+async def _async(value: object) -> object:
+    return value
+
+
 async def test_schedules_jobs_and_forbid(client: Client, clock: FakeClock) -> None:
     await client.create(CRONJOBS, cronjob("every", concurrencyPolicy="Forbid"), namespace=NS)
     await eventually(lambda: _cj_with(client, "every", lambda s: True))
+    await _armed(clock)
     clock.step(60)
     [job] = await eventually(lambda: _count(client, "every", 1))
     scheduled = (clock.wall() - timedelta(seconds=clock.wall().second + 60) + timedelta(seconds=60)).replace(microsecond=0)
@@ -112,6 +126,7 @@ async def test_schedules_jobs_and_forbid(client: Client, clock: FakeClock) -> No
     cj = await eventually(lambda: _cj_with(client, "every", lambda s: s.get("active")))
     assert cj["status"]["active"][0]["name"] == job["metadata"]["name"]
     assert cj["status"]["active"][0]["kind"] == "Job" and cj["status"]["lastScheduleTime"].endswith("Z")
+    await _armed(clock)
     clock.step(60)  # Forbid: the first job still runs
     await eventually(lambda: _has(client, "every", "JobAlreadyActive"))
     assert len(await _jobs(client, "every")) == 1
@@ -126,8 +141,10 @@ async def test_schedules_jobs_and_forbid(client: Client, clock: FakeClock) -> No
 
 async def test_replace_deletes_running_job(client: Client, clock: FakeClock) -> None:
     await client.create(CRONJOBS, cronjob("rep", concurrencyPolicy="Replace"), namespace=NS)
+    await _armed(clock)
     clock.step(60)
     [first] = await eventually(lambda: _count(client, "rep", 1))
+    await _armed(clock)
     clock.step(60)
 
     async def replaced() -> bool:
