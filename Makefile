@@ -24,6 +24,9 @@ conformance: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/kubelet.py
+	$(BIN)/python bench/controllers.py
 
 clean:
 	rm -rf $(VENV) .pykube

@@ -16,7 +16,13 @@ client's share of the machine, as they would on a 2-core box. Printed, with prog
 A benchmark, not a test: it asserts nothing. Server and client CPU seconds are printed for
 each load phase, which shows who was the bottleneck.
 
-    .venv/bin/python bench/api.py [--client-procs 1] [--pods 10000] [--seconds 4]
+`--storage sqlite,etcd` runs the same phases once per store, one after the other in the same
+run, and the summary puts the figures side by side. For etcd the server gets
+`--storage etcd://...`: the endpoints of `--etcd`, or else a single-member etcd started here
+from the `etcd` binary (default flags, so every commit is fsynced as in production) with its
+data in the temporary directory. Its process's CPU is printed beside the server's.
+
+    .venv/bin/python bench/api.py [--client-procs 1] [--pods 10000] [--seconds 4] [--storage sqlite,etcd]
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import asyncio
 import base64
 import multiprocessing as mp
 import os
+import shutil
 import signal
+import socket
 import sqlite3
 import ssl
 import statistics
@@ -91,6 +99,63 @@ def target_from_kubeconfig(path: Path, tmp: Path) -> Target:
         file.write_bytes(base64.b64decode(data))
         files[name] = str(file)
     return Target(cluster["server"], files["ca"], files["cert"], files["key"])
+
+
+class EtcdProcess:
+    """A throw-away single-member etcd on loopback ports, its data in `data_dir`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        binary = shutil.which("etcd") or "/usr/bin/etcd"
+        if not os.access(binary, os.X_OK):
+            raise SystemExit("--storage etcd needs the etcd binary (tools/install-etcd.sh) or --etcd host:port")
+        client, peer = _free_ports(2)
+        self.endpoint = f"127.0.0.1:{client}"
+        self.log = data_dir.parent / "etcd.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [binary, "--name", "bench", "--data-dir", str(data_dir),
+                 "--listen-client-urls", f"http://{self.endpoint}", "--advertise-client-urls", f"http://{self.endpoint}",
+                 "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                 "--initial-cluster", f"bench=http://127.0.0.1:{peer}", "--log-level", "warn", "--logger", "zap"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+        import urllib.request
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as resp:
+                    if orjson.loads(resp.read()).get("health") == "true":
+                        return
+            except (OSError, ValueError):
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("etcd did not start:\n" + self.log.read_text(errors="replace")[-2000:])
+            time.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 class ServerProcess:
@@ -404,6 +469,13 @@ class Bench:
         self.pool = pool
         self.tmp = tmp
         self.results: dict[str, Any] = {}
+        """The first store's figures and the ceilings at the top (the layout of a SQLite-only
+        run), every store's figures under `by_storage`."""
+        self.etcd: EtcdProcess | None = None
+        """The etcd this run started, while the etcd phases run (its CPU is reported)."""
+
+    def _etcd_cpu(self) -> float:
+        return self.etcd.cpu_seconds() if self.etcd is not None else 0.0
 
     def parallel(self, server: ServerProcess, target: Target, label: str, make: Callable[[int, int], dict[str, Any]]
                  ) -> dict[str, Any]:
@@ -416,9 +488,10 @@ class Bench:
             spec = make(p, procs)
             spec.update(target=asdict(target), conns=conns, start_at=start_at, cap_seconds=PHASE_CAP_SECONDS)
             specs.append(spec)
-        cpu0 = server.cpu_seconds()
+        cpu0, etcd0 = server.cpu_seconds(), self._etcd_cpu()
         outs = self.pool.map(run_load, specs)
         server_cpu = server.cpu_seconds() - cpu0
+        etcd_cpu = self._etcd_cpu() - etcd0
         start = min(o["start"] for o in outs)
         elapsed = max(o["end"] for o in outs) - start
         ok = sum(o["ok"] for o in outs)
@@ -431,8 +504,9 @@ class Bench:
         rate = ok / elapsed
         extra = f", {failed} failed {statuses}" if failed else ""
         per_op = server_cpu / max(ok, 1) * 1e6
+        etcd_share = f", etcd {etcd_cpu / elapsed:.0%}" if self.etcd is not None else ""
         log(f"  {label}: {ok:,} in {elapsed:.2f}s = {rate:,.0f}/s{extra}"
-            f" (CPU: server {server_cpu / elapsed:.0%}, clients {client_cpu / elapsed:.0%} of one core;"
+            f" (CPU: server {server_cpu / elapsed:.0%}{etcd_share}, clients {client_cpu / elapsed:.0%} of one core;"
             f" server {per_op:,.0f} us per request, clients {client_cpu / max(ok, 1) * 1e6:,.0f} us)")
         return {"rate": rate, "ok": ok, "failed": failed, "seconds": elapsed,
                 "server_cpu": server_cpu / elapsed, "client_cpu": client_cpu / elapsed,
@@ -440,31 +514,61 @@ class Bench:
 
     def run(self) -> None:
         args, tmp = self.args, self.tmp
-        data_dir, kubeconfig = tmp / "data", tmp / "admin.kubeconfig"
         log(f"machine: {os.cpu_count()} CPUs, {platform_line()}")
         log(f"client: {args.client_procs} process(es), {CONCURRENCY} keep-alive HTTPS connections in all")
-        log("starting the API server alone (`up --components=`, SQLite in a temp dir) ...")
-        server = ServerProcess([sys.executable, "-m", "pykube_server", "up", "--data-dir", str(data_dir), "--port", "0",
-                                "--kubeconfig", str(kubeconfig), "--log-level", "WARNING", "--components="],
-                               "pykube ready: ")
-        try:
-            target = target_from_kubeconfig(kubeconfig, tmp)
-            self.against_server(server, target)
-        finally:
-            server.stop()
-        self.ceilings(data_dir / "pki")
+        by_storage: dict[str, dict[str, Any]] = {}
+        for n, storage in enumerate(args.storage):
+            r = self.results if n == 0 else {}
+            by_storage[storage] = r
+            self.run_storage(storage, tmp / storage, r)
+        self.results["by_storage"] = {name: {k: v for k, v in r.items() if k != "by_storage"}
+                                      for name, r in by_storage.items()}
+        self.ceilings(tmp / args.storage[0] / "data" / "pki", tmp / args.storage[0])
         self.summary()
 
-    def against_server(self, server: ServerProcess, target: Target) -> None:
-        args, r = self.args, self.results
+    def run_storage(self, storage: str, tmp: Path, r: dict[str, Any]) -> None:
+        """Start the API server on `storage` (and, for etcd, the etcd) and run every phase."""
+        data_dir, kubeconfig = tmp / "data", tmp / "admin.kubeconfig"
+        tmp.mkdir(parents=True)
+        flags: list[str] = []
+        if storage == "etcd":
+            if self.args.etcd:
+                flags = ["--storage", "etcd://" + self.args.etcd]
+                log(f"[etcd] starting the API server alone on etcd at {self.args.etcd} ...")
+            else:
+                self.etcd = EtcdProcess(tmp / "etcd-data")
+                flags = ["--storage", f"etcd://{self.etcd.endpoint}"]
+                log(f"[etcd] started a single-member etcd at {self.etcd.endpoint} (pid {self.etcd.proc.pid});"
+                    " starting the API server alone on it ...")
+        else:
+            log("[sqlite] starting the API server alone (`up --components=`, SQLite in a temp dir) ...")
+        try:
+            server = ServerProcess([sys.executable, "-m", "pykube_server", "up", "--data-dir", str(data_dir),
+                                    "--port", "0", "--kubeconfig", str(kubeconfig), "--log-level", "WARNING",
+                                    "--components=",
+                                    # no controller manager makes `default` ServiceAccounts for the pods
+                                    "--disable-admission-plugins=ServiceAccount", *flags],
+                                   "pykube ready: ")
+            try:
+                target = target_from_kubeconfig(kubeconfig, tmp)
+                self.against_server(server, target, r)
+            finally:
+                server.stop()
+        finally:
+            if self.etcd is not None:
+                self.etcd.stop()
+                self.etcd = None
+
+    def against_server(self, server: ServerProcess, target: Target, r: dict[str, Any]) -> None:
+        args = self.args
         log(f"  server pid {server.pid} at {target.url}, RSS {server.rss_bytes() / 2**20:.1f} MiB")
         setup = {"target": asdict(target), "namespaces": ["bench", "watch"]}
         self.pool.apply(run_setup, (setup,))
 
-        log(f"creates: {CONFIGMAPS:,} ConfigMaps ...")
+        log(f"creates: {args.configmaps:,} ConfigMaps ...")
         r["configmap_creates"] = self.parallel(server, target, "ConfigMap creates", lambda p, n: {
             "kind": "create", "resource": "configmaps", "namespace": "bench",
-            "first": p * (CONFIGMAPS // n), "count": CONFIGMAPS // n})
+            "first": p * (args.configmaps // n), "count": args.configmaps // n})
 
         rss0 = server.rss_bytes()
         log(f"creates: {args.pods:,} Pods (server RSS before: {rss0 / 2**20:.1f} MiB) ...")
@@ -495,10 +599,10 @@ class Bench:
         log(f"  memory per pod: {r['memory']['rss_growth_per_pod']:,.0f} B RSS - {per_pod_json:,.0f} B JSON"
             f" = {r['memory']['beyond_json']:,.0f} B beyond its JSON")
 
-        log(f"watch: {WATCHERS} watchers, {WATCH_WRITES} creates {WATCH_WRITE_GAP_SECONDS * 1e3:.0f} ms apart ...")
+        log(f"watch: {args.watchers} watchers, {args.watch_writes} creates {WATCH_WRITE_GAP_SECONDS * 1e3:.0f} ms apart ...")
         cpu0 = server.cpu_seconds()
-        w = self.pool.apply(run_watch, ({"target": asdict(target), "namespace": "watch", "watchers": WATCHERS,
-                                         "writes": WATCH_WRITES, "gap_seconds": WATCH_WRITE_GAP_SECONDS,
+        w = self.pool.apply(run_watch, ({"target": asdict(target), "namespace": "watch", "watchers": args.watchers,
+                                         "writes": args.watch_writes, "gap_seconds": WATCH_WRITE_GAP_SECONDS,
                                          "cap_seconds": PHASE_CAP_SECONDS},))
         r["watch"] = {"delivered": len(w["from_send"]), "expected": w["expected"],
                       "p50_ms": pct(w["from_send"], 0.5) * 1e3, "p99_ms": pct(w["from_send"], 0.99) * 1e3,
@@ -509,7 +613,8 @@ class Bench:
             f" {r['watch']['ack_p50_ms']:.1f} ms, p99 {r['watch']['ack_p99_ms']:.1f} ms"
             f" (write itself p50 {r['watch']['write_p50_ms']:.1f} ms; server CPU {server.cpu_seconds() - cpu0:.1f}s)")
 
-    def ceilings(self, pki_dir: Path) -> None:
+    def ceilings(self, pki_dir: Path, client_dir: Path) -> None:
+        """The bare handler (its client files are the first run's, in `client_dir`) and raw sqlite3."""
         args, r = self.args, self.results
         body_file = self.tmp / "body.json"
         body_file.write_bytes(orjson.dumps(configmap(1) | {"metadata": {
@@ -519,8 +624,8 @@ class Bench:
         bare = ServerProcess([sys.executable, str(Path(__file__).resolve()), "--bare-server", str(pki_dir),
                               str(body_file)], "bare ready: ")
         try:
-            target = Target(bare.url, str(self.tmp / "client-ca.pem"), str(self.tmp / "client-cert.pem"),
-                            str(self.tmp / "client-key.pem"))
+            target = Target(bare.url, str(client_dir / "client-ca.pem"), str(client_dir / "client-cert.pem"),
+                            str(client_dir / "client-key.pem"))
             r["bare_get"] = self.parallel(bare, target, "bare aiohttp GET", lambda p, n: {
                 "kind": "get", "path": "/api/v1/namespaces/bench/configmaps/cm-1", "seconds": args.seconds})
         finally:
@@ -533,26 +638,35 @@ class Bench:
 
     def summary(self) -> None:
         r = self.results
-        log("")
-        log("summary                               measured      target")
+        runs = r["by_storage"]
+        bare = r["bare_get"]
+
+        def row(name: str, figure: Callable[[dict[str, Any]], str], goal: str = "") -> tuple[str, list[str], str]:
+            return name, [figure(x) for x in runs.values()], goal
+
         rows = [
-            ("ConfigMap creates/s", f"{r['configmap_creates']['rate']:,.0f}", ">= 3,000"),
-            ("Pod creates/s", f"{r['pod_creates']['rate']:,.0f}", ">= 3,000"),
-            ("GET/s (one object)", f"{r['get']['rate']:,.0f}", ">= 8,000"),
-            ("  of bare aiohttp GET/s", f"{r['get']['rate'] / r['bare_get']['rate']:.0%}", ">= 40%"),
-            ("  server CPU per create (ConfigMap/Pod)",
-             f"{r['configmap_creates']['server_us_per_op']:,.0f} / {r['pod_creates']['server_us_per_op']:,.0f} us", ""),
-            ("  server CPU per GET (pykube / bare)",
-             f"{r['get']['server_us_per_op']:,.0f} / {r['bare_get']['server_us_per_op']:,.0f} us", ""),
-            (f"LIST {r['list']['pods']:,} pods p50 / p99", f"{r['list']['p50_ms']:.0f} / {r['list']['p99_ms']:.0f} ms", "< 300 ms"),
-            ("watch p50 / p99 (100 watchers)", f"{r['watch']['p50_ms']:.1f} / {r['watch']['p99_ms']:.1f} ms", "p99 < 50 ms"),
-            ("memory per pod beyond JSON", f"{r['memory']['beyond_json']:,.0f} B", "<= 2,048 B"),
-            ("ceiling: bare aiohttp GET/s", f"{r['bare_get']['rate']:,.0f}", ""),
-            ("ceiling: sqlite3 1 insert/tx", f"{r['sqlite']['per_transaction']:,.0f}/s", ""),
-            ("ceiling: sqlite3 batched", f"{r['sqlite']['batched']:,.0f}/s", ""),
+            row("ConfigMap creates/s", lambda x: f"{x['configmap_creates']['rate']:,.0f}", ">= 3,000"),
+            row("Pod creates/s", lambda x: f"{x['pod_creates']['rate']:,.0f}", ">= 3,000"),
+            row("GET/s (one object)", lambda x: f"{x['get']['rate']:,.0f}", ">= 8,000"),
+            row("  of bare aiohttp GET/s", lambda x: f"{x['get']['rate'] / bare['rate']:.0%}", ">= 40%"),
+            row("  server CPU per create (ConfigMap/Pod)", lambda x:
+                f"{x['configmap_creates']['server_us_per_op']:,.0f} / {x['pod_creates']['server_us_per_op']:,.0f} us"),
+            row("  server CPU per GET (pykube / bare)",
+                lambda x: f"{x['get']['server_us_per_op']:,.0f} / {bare['server_us_per_op']:,.0f} us"),
+            row(f"LIST {r['list']['pods']:,} pods p50 / p99",
+                lambda x: f"{x['list']['p50_ms']:.0f} / {x['list']['p99_ms']:.0f} ms", "< 300 ms"),
+            row(f"watch p50 / p99 ({self.args.watchers} watchers)",
+                lambda x: f"{x['watch']['p50_ms']:.1f} / {x['watch']['p99_ms']:.1f} ms", "p99 < 50 ms"),
+            row("memory per pod beyond JSON", lambda x: f"{x['memory']['beyond_json']:,.0f} B", "<= 2,048 B"),
+            ("ceiling: bare aiohttp GET/s", [f"{bare['rate']:,.0f}"], ""),
+            ("ceiling: sqlite3 1 insert/tx", [f"{r['sqlite']['per_transaction']:,.0f}/s"], ""),
+            ("ceiling: sqlite3 batched", [f"{r['sqlite']['batched']:,.0f}/s"], ""),
         ]
-        for name, value, goal in rows:
-            log(f"{name:<36}{value:>12}    {goal}")
+        log("")
+        log("summary" + " " * 33 + "".join(f"{name:>18}" for name in runs) + "    target")
+        for name, values, goal in rows:
+            log(f"{name:<40}" + "".join(f"{v:>18}" for v in values) + " " * 18 * (len(runs) - len(values))
+                + f"    {goal}")
         if self.args.json:
             Path(self.args.json).write_bytes(orjson.dumps(r, option=orjson.OPT_INDENT_2))
 
@@ -590,8 +704,18 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=1, choices=(1, 2, 4), help="load generator processes")
     parser.add_argument("--pods", type=int, default=10_000, help="pods to create (and then list)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each GET phase")
+    parser.add_argument("--configmaps", type=int, default=CONFIGMAPS, help="ConfigMaps to create")
+    parser.add_argument("--watchers", type=int, default=WATCHERS, help="concurrent watchers in the watch phase")
+    parser.add_argument("--watch-writes", type=int, default=WATCH_WRITES, help="creates the watchers must see")
+    parser.add_argument("--storage", default="sqlite",
+                        help="comma list of stores to run the phases on, in order: sqlite, etcd (default sqlite)")
+    parser.add_argument("--etcd", default="",
+                        help="host:port[,host:port] of an etcd to use for --storage etcd (default: start one)")
     parser.add_argument("--json", default="", help="also write the figures to this file")
     args = parser.parse_args()
+    args.storage = [s.strip() for s in args.storage.split(",") if s.strip()]
+    if not args.storage or set(args.storage) - {"sqlite", "etcd"} or len(set(args.storage)) != len(args.storage):
+        parser.error("--storage takes a comma list of sqlite and etcd, each once")
     t0 = time.monotonic()
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="pykube-bench-") as tmp, ctx.Pool(args.client_procs) as pool:

@@ -135,7 +135,8 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         return
     from tests.conftest import start_server
 
-    server = start_server(tmp_path_factory.mktemp("conformance-cluster"), "--nodes", "2")
+    server = start_server(tmp_path_factory.mktemp("conformance-cluster"), "--nodes", "2",
+                          "--service-cluster-ip-range", "127.98.0.0/16", "--pod-cidr", "127.246.0.0/16")
     try:
         yield Cluster(server.kubeconfig, home, server)
     finally:

@@ -41,6 +41,9 @@ async def local_cluster(
     port: int = 0,
     token_auth_file: str = "",
     watch_history_seconds: float = 300.0,
+    disable_admission_plugins: tuple[str, ...] = ("ServiceAccount",),
+    encryption_provider_config: str = "",
+    authorization_mode: str = "AlwaysAllow",
 ) -> AsyncIterator[LocalCluster]:
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -49,6 +52,11 @@ async def local_cluster(
         storage_url=storage_url or f"sqlite:///{data / 'state.db'}",
         token_auth_file=token_auth_file,
         compaction_retention_seconds=watch_history_seconds,
+        # Controllers run only when a test starts them, so no `default` ServiceAccount is made:
+        # like envtest's kube-apiserver, the ServiceAccount admission plugin is off.
+        disable_admission_plugins=disable_admission_plugins,
+        encryption_provider_config=encryption_provider_config,
+        authorization_mode=authorization_mode,
     )
     app = await make_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

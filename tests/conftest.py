@@ -93,22 +93,42 @@ def api_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     """The API server alone (`up --components=`): for tests of API semantics that need a quiet
     cluster, where no controller adds objects (kube-root-ca.crt, default ServiceAccounts) and no
     scheduler or kubelet moves pods along."""
-    server = start_server(tmp_path_factory.mktemp("api-cluster"), "--components=")
+    # No controller manager makes `default` ServiceAccounts here, so the ServiceAccount admission
+    # plugin is off, as envtest runs kube-apiserver (tests/apiserver/test_serviceaccount_tokens.py
+    # covers it on a server of its own).
+    server = start_server(tmp_path_factory.mktemp("api-cluster"), "--components=",
+                          "--disable-admission-plugins=ServiceAccount")
     yield server
     server.stop()
 
 
-def _new_namespace(server: ServerProcess) -> str:
+def _new_namespace(server: ServerProcess, *, settled: bool = False) -> str:
+    """A fresh namespace; with `settled`, returned once the controllers made its `default`
+    ServiceAccount (pods are refused before it exists, as on a real cluster, where the e2e
+    framework waits for it too)."""
     name = f"t-{uuid.uuid4().hex[:8]}"
-    from kubernetes import client
+    import time
 
-    client.CoreV1Api(server.api_client()).create_namespace({"metadata": {"name": name}})
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(server.api_client())
+    core.create_namespace({"metadata": {"name": name}})
+    deadline = time.monotonic() + 30
+    while settled:
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
     return name
 
 
 @pytest.fixture
 def namespace(cluster: ServerProcess) -> str:
-    return _new_namespace(cluster)
+    return _new_namespace(cluster, settled=True)
 
 
 @pytest.fixture

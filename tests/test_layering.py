@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pykube_server"
-COMPONENTS = ("controllers", "scheduler", "kubelet", "proxy")
+COMPONENTS = ("controllers", "scheduler", "kubelet", "proxy", "dns")
 SERVER_SIDE = ("apiserver", "registry", "storage")
 
 

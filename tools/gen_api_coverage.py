@@ -13,7 +13,7 @@ from pykube_server.registry.spec import ResourceSpec
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api-coverage.md"
 
-SERVED_SUBRESOURCES = {"status", "scale", "binding", "log", "finalize"}
+SERVED_SUBRESOURCES = {"status", "scale", "binding", "log", "portforward", "exec", "attach", "finalize", "eviction", "token"}
 COMPUTED = {"SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
             "SelfSubjectRulesReview", "SelfSubjectReview", "TokenReview"}
 LATER = {
@@ -30,7 +30,7 @@ and subresources real discovery shows.
 
 Status: **served** = stored and served with full REST semantics (get, list, watch, create,
 update, patch, delete, deletecollection as listed); **computed** = answered from the request
-(access and identity reviews; authorization is AlwaysAllow until RBAC); **not yet** = listed in
+(access and identity reviews, answered by the authorizers); **not yet** = listed in
 discovery but answered 404/405 until the named component exists.
 
 | resource | group/version | kind | scope | verbs | subresources | status |

@@ -92,7 +92,10 @@ def kube(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     if given:
         yield Kube(Path(given), home)
         return
-    server = start_server(tmp_path_factory.mktemp("kubectl-cluster"))
+    # Its own Service and pod ranges: the `cluster` fixture of tests/ may run at the same time,
+    # and two clusters' kube-proxies (and DNS pods) would contend for the same loopback addresses.
+    server = start_server(tmp_path_factory.mktemp("kubectl-cluster"), "--service-cluster-ip-range", "127.97.0.0/16",
+                          "--pod-cidr", "127.245.0.0/16")
     try:
         yield Kube(server.kubeconfig, home, server)
     finally:
@@ -100,11 +103,27 @@ def kube(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 
 def new_namespace(kube: Kube, prefix: str = "kc") -> str:
-    from kubernetes import client
+    """A new namespace, returned once its controllers have settled it, as the e2e framework
+    waits: the `default` ServiceAccount exists (pods need it, the ServiceAccount admission
+    refuses them before) and so does the `kube-root-ca.crt` ConfigMap."""
+    import time
 
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(kube.client)
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(kube.client).create_namespace({"metadata": {"name": name}})
-    return name
+    core.create_namespace({"metadata": {"name": name}})
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            core.read_namespaced_config_map("kube-root-ca.crt", name)
+            return name
+        except ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 def drop_namespace(kube: Kube, name: str) -> None:

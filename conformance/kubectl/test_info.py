@@ -38,9 +38,14 @@ def test_cluster_info(kube: Kube) -> None:
     # Source: kubernetes/kubectl@v0.33.1 pkg/cmd/clusterinfo/clusterinfo.go, and the transcript on
     # kubernetes.io/docs/tasks/access-application-cluster/access-cluster/ ("Kubernetes control plane
     # is running at https://..."), followed by the blank line and the `cluster-info dump` hint.
+    # A kubeadm cluster adds one line per kube-system Service labelled kubernetes.io/cluster-service:
+    # its CoreDNS (`kube-dns`, named by its kubernetes.io/name label, first port `dns`).
+    dns = kube("get", "svc", "kube-dns", "-n", "kube-system", "--ignore-not-found", "-o", "name").out.strip()
+    coredns = (f"CoreDNS is running at {kube.server_url}/api/v1/namespaces/kube-system/services/kube-dns:dns/proxy\n"
+               if dns else "")
     r = kube("cluster-info")
     # kubectl colours the words when stdout is a terminal only; here it is a pipe.
-    assert r.out == (f"Kubernetes control plane is running at {kube.server_url}\n\n"
+    assert r.out == (f"Kubernetes control plane is running at {kube.server_url}\n{coredns}\n"
                      "To further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.\n")
 
 

@@ -139,7 +139,6 @@ def _has_token_volume(pod) -> bool:  # type: ignore[no-untyped-def]
     return any((v.name or "").startswith("kube-api-access-") for v in (pod.spec.volumes or []))
 
 
-@missing("ServiceAccount admission: pods get no kube-api-access-* projected token volume when automount applies")
 @conformance("[sig-auth] ServiceAccounts should allow opting out of API token automount [Conformance]")
 def test_serviceaccount_automount_opt_out(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)
@@ -158,7 +157,6 @@ def test_serviceaccount_automount_opt_out(api, ns) -> None:  # type: ignore[no-u
         assert _has_token_volume(pod) is expect, (sa, pod_setting, [v.name for v in pod.spec.volumes or []])
 
 
-@missing("TokenRequest: POST serviceaccounts/{name}/token answers 404 (subresource not served)")
 @conformance("[sig-auth] ServiceAccounts should create a serviceAccountToken and ensure a successful TokenReview [Conformance]")
 def test_serviceaccount_token_review(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)

@@ -11,22 +11,27 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from pykube_server.api import errors
-from pykube_server.apiserver import authn, authz, reviews
+from pykube_server.apiserver import audit, authn, authz, encryption, limits, impersonation, metrics, reviews
+from pykube_server.apiserver.rbac import bootstrap as rbac_bootstrap
+from pykube_server.apiserver.rbac import modes as authz_modes
+from pykube_server.apiserver.rbac.escalation import EscalationCheck
 from pykube_server.apiserver.admission import Chain, build_chain
+from pykube_server.apiserver.bootstraptoken import BootstrapTokenAuthenticator
 from pykube_server.apiserver.crdserving import CRDServing
 from pykube_server.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery, wants_aggregated
-from pykube_server.apiserver.handlers import proxy, read, watch, write
+from pykube_server.apiserver.handlers import eviction
+from pykube_server.apiserver.handlers import portforward, proxy, read, streamproxy, tokenrequest, watch, write
 from pykube_server.apiserver.handlers.common import Call, make_call, raw_response
 from pykube_server.apiserver.negotiation import content_type_of, decode_body
 from pykube_server.apiserver.openapi import OpenAPI, serve_openapi
 from pykube_server.apiserver.requestinfo import RequestInfo, parse_request_info
+from pykube_server.apiserver.serviceaccount import ServiceAccounts
 from pykube_server.apiserver.bootstrap_services import bootstrap_kubernetes_service
 from pykube_server.registry.ipallocator import IPRange
 from pykube_server.registry.kinds import ServiceStrategy, strategy_for
@@ -38,12 +43,16 @@ from pykube_server.registry.store import ResourceStore
 from pykube_server.storage.backend import Backend
 from pykube_server.storage.cacher import Cacher
 from pykube_server.storage.compactor import run_compactor
+from pykube_server.storage.transformer import TransformingBackend
 from pykube_server.storage.factory import open_backend
 from pykube_server.storage.store import Store
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND_TEXT = "the server could not find the requested resource"
+CLUSTER_INFO_PATH = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+"""Readable anonymously (kube allows anonymous requests everywhere and RBAC decides; this is the
+one resource path a joining node must read before it has any credentials)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,22 @@ class Settings:
     server_address: str = "127.0.0.1:6443"
     """Advertised in legacy discovery's serverAddressByClientCIDRs."""
     token_auth_file: str = ""
+    encryption_provider_config: str = ""
+    """kube-apiserver's --encryption-provider-config: an EncryptionConfiguration file."""
+    enable_bootstrap_token_auth: bool = False
+    """kube-apiserver's --enable-bootstrap-token-auth (`up` turns it on, as kubeadm does)."""
+    audit_policy_file: str = ""
+    """kube-apiserver's --audit-policy-file (audit is on when this and audit_log_path are set)."""
+    audit_log_path: str = ""
+    audit_log_maxsize: int = 0
+    """Megabytes before the audit log is rotated (0: never)."""
+    audit_log_maxbackup: int = 0
+    audit_log_maxage: int = 0
+    max_requests_inflight: int = 400
+    """kube-apiserver's --max-requests-inflight (0: no limit)."""
+    max_mutating_requests_inflight: int = 200
+    request_timeout_seconds: float = 60.0
+    """kube-apiserver's --request-timeout, for everything but watches and streams."""
     """kube-apiserver's --token-auth-file CSV (token,user,uid,"groups")."""
     compaction_retention_seconds: float = 300.0
     """How long watch history is kept (older resourceVersions get 410 Expired)."""
@@ -68,10 +93,31 @@ class Settings:
     secure_port: int = 6443
     authenticate: bool = True
     """False only for in-process tests that talk plain HTTP."""
+    authorization_mode: str = "AlwaysAllow"
+    """kube-apiserver's --authorization-mode (comma list of AlwaysAllow, AlwaysDeny, Node, RBAC);
+    the command line's default is Node,RBAC, in-process tests without authentication allow all."""
     enable_admission_plugins: tuple[str, ...] = ()
     """kube-apiserver's --enable-admission-plugins: added to the default-on set."""
     disable_admission_plugins: tuple[str, ...] = ()
     """kube-apiserver's --disable-admission-plugins."""
+    service_account_issuers: tuple[str, ...] = ()
+    """--service-account-issuer (repeatable): the first issues tokens, all are accepted."""
+    service_account_key_files: tuple[str, ...] = ()
+    """--service-account-key-file: PEM files of keys that verify service account tokens."""
+    service_account_signing_key_file: str = ""
+    """--service-account-signing-key-file; without it (and key files) an in-memory key is made."""
+    api_audiences: tuple[str, ...] = ()
+    """--api-audiences (default: the issuers)."""
+    service_account_max_token_expiration_seconds: int = 0
+    """--service-account-max-token-expiration (0: no maximum)."""
+    service_account_extend_token_expiration: bool = True
+    """--service-account-extend-token-expiration: projected tokens live a year, warning after 3607 s."""
+    service_account_jwks_uri: str = ""
+    """--service-account-jwks-uri: overrides jwks_uri in the OIDC discovery document."""
+    endpoint_reconciler_ttl_seconds: float = 15.0
+    """A master lease not renewed this long drops its server from the `kubernetes` endpoints."""
+    endpoint_reconciler_interval_seconds: float = 10.0
+    """How often each server renews its leases and reconciles the `kubernetes` endpoints."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,13 +165,24 @@ class APIServer:
         for spec, strategy in strategies.items():
             self.stores[(spec.group, spec.version, spec.plural)] = ResourceStore(
                 spec, strategy, store, self.cacher, namespaces_root, root=self.root_of(spec))
-        self.discovery = Discovery(RESOURCES, preferred_versions(), settings.server_address)
+        self.discovery = Discovery((*RESOURCES, *metrics.SPECS), preferred_versions() | metrics.PREFERRED,
+                                   settings.server_address)
+        self.metrics = metrics.MetricsAPI(self)
+        """metrics.k8s.io, served here as metrics-server would through its APIService."""
         self.version = orjson.dumps(version_info(settings.kubernetes_version))
         self.openapi = OpenAPI(RESOURCES, settings.kubernetes_version)
         self.crds = CRDServing(self)
         """Serves CustomResourceDefinitions: their resources, discovery, OpenAPI and conditions."""
-        self.authorizer: authz.Authorizer = authz.AlwaysAllow()
+        authorization = authz_modes.build(self, settings.authorization_mode)
+        self.authorizer: authz.Authorizer = authorization.authorizer
+        self.authorization = authorization
+        self.rbac = authorization.rbac
+        """The RBAC authorizer when RBAC is a mode: rules reviews and escalation checks ask it."""
+        self.escalation = EscalationCheck(self, self.rbac)
         self.token_sources: list[authn.TokenSource] = []
+        self.service_accounts = ServiceAccounts(settings)
+        """Service account token keys, issuing and verification, and OIDC issuer discovery."""
+        self.service_accounts.attach(self)
         self.admission: Chain = build_chain(self, settings.enable_admission_plugins, settings.disable_admission_plugins)
         """The admission plugins every write passes through (`--enable-admission-plugins`)."""
 
@@ -149,7 +206,9 @@ class APIServer:
             await self.cacher.wait_ready()
             self.service_allocator.follow(self.cacher, self.root_of(self.specs[("", "v1", "services")]))
             await bootstrap(self)
-            await bootstrap_kubernetes_service(self)
+            await rbac_bootstrap.reconcile(self)
+            endpoint_reconciler = await bootstrap_kubernetes_service(self)
+            tg.create_task(endpoint_reconciler.run(), name="endpoint-reconciler")
             await self.crds.sync()
             tg.create_task(self.crds.run())
             self.bootstrapped.set()
@@ -159,16 +218,23 @@ class APIServer:
     # -- dispatch -----------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         info = parse_request_info(request.method, request.path, dict(request.query))
+        if impersonation.requested(request.headers):
+            request[authn.USER] = await impersonation.impersonate(
+                self.authorizer, request.get(authn.USER) or authn.ANONYMOUS, request.headers)
+        await self.authorize(request, info)  # before routing, as kube's filter chain does
         if not info.resource_request:
             return await self.non_resource(request, info)
+        if info.group == metrics.GROUP:
+            return await self.metrics.handle(request, info)
         spec = self.specs.get((info.group, info.version, info.resource))
         if spec is None:
             raise errors.NotFound(NOT_FOUND_TEXT, details={})
-        await self.authorize(request, info)
         if info.subresource and spec.subresource(info.subresource) is None:
             raise errors.NotFound(NOT_FOUND_TEXT, details={})
         if info.subresource == "binding" or (spec.group, spec.plural) == ("", "bindings"):
             return await self.bind(request, info, spec)
+        if info.subresource == "eviction" and (spec.group, spec.plural) == ("", "pods"):
+            return await eviction.evict(self, request, info)
         if not spec.persisted:
             return await reviews.handle(self, request, info, spec)
         verbs = spec.subresource(info.subresource).verbs if info.subresource else spec.verbs  # type: ignore[union-attr]
@@ -177,13 +243,21 @@ class APIServer:
                 f"the server does not allow this method on the requested resource",
                 details={"group": spec.group, "kind": spec.plural} if spec.group else {"kind": spec.plural})
         call = make_call(request, info, spec, self.stores[(spec.group, spec.version, spec.plural)], self.admission)
+        if spec.group == rbac_bootstrap.GROUP and info.verb in ("create", "update", "patch") and not info.subresource:
+            await self.escalation.check_request(call, request.get(authn.USER) or authn.ANONYMOUS)
         custom = self.crds.handler_for(spec, info)  # custom resources, and DELETE of a CRD
         if custom is not None:
             return await custom(call)
+        if info.subresource == "token" and spec.plural == "serviceaccounts" and not spec.group:
+            return await tokenrequest.create(self, call)
         if info.subresource == "log" and spec.plural == "pods" and not spec.group:
             return await proxy.pod_log(self, call)  # streamed from the pod's kubelet
+        if info.subresource == "portforward" and spec.plural == "pods" and not spec.group:
+            return await portforward.pod_portforward(self, call)  # relayed to the pod's kubelet
+        if info.subresource in ("exec", "attach") and spec.plural == "pods" and not spec.group:
+            return await streamproxy.pod_stream(self, call, info.subresource)  # relayed to the kubelet
         handler = HANDLERS.get((info.verb, info.subresource if info.subresource in ("scale",) else ""))
-        if handler is None or (info.subresource and info.subresource not in ("status", "scale", "finalize")):
+        if handler is None or (info.subresource and info.subresource not in ("status", "scale", "finalize", "approval")):
             raise errors.NotFound(NOT_FOUND_TEXT, details={})
         return await handler(call)
 
@@ -210,7 +284,9 @@ class APIServer:
             resource_request=info.resource_request)
         decision, reason = await self.authorizer.authorize(attributes)
         if decision != authz.Decision.ALLOW:
-            raise authz.forbidden(attributes, reason)
+            error = authz.forbidden(attributes, reason)
+            log.debug("%s", error)
+            raise error
 
     async def non_resource(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -239,6 +315,9 @@ class APIServer:
                 return raw_response(body)
         if path == "/version":
             return raw_response(self.version)
+        oidc_answer = self.service_accounts.discovery.serve(path)
+        if oidc_answer is not None:
+            return oidc_answer
         if parts[0] in ("healthz", "livez", "readyz"):
             return self.health(request, parts)
         if parts[0] in ("api", "apis"):
@@ -285,8 +364,8 @@ SYSTEM_PRIORITY_CLASSES = (
 
 
 async def bootstrap(server: APIServer) -> None:
-    """First-start objects: the four namespaces, the system PriorityClasses and the
-    `kubernetes` Service."""
+    """First-start objects: the four namespaces, the system PriorityClasses, the
+    `kubernetes` Service and (on the very first start) the default StorageClass."""
     classes = server.store_for("scheduling.k8s.io", "v1", "priorityclasses")
     for name, value, description in SYSTEM_PRIORITY_CLASSES:
         try:
@@ -295,11 +374,16 @@ async def bootstrap(server: APIServer) -> None:
         except errors.AlreadyExists:
             pass
     namespaces = server.store_for("", "v1", "namespaces")
+    first_start = False
     for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
         try:
             await namespaces.create("", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+            first_start = first_start or name == "default"
         except errors.AlreadyExists:
             pass
+    if first_start:  # the default StorageClass, once: a user may delete or replace it
+        from pykube_server.apiserver.storagebootstrap import bootstrap_storage
+        await bootstrap_storage(server)
     services = server.store_for("", "v1", "services")
     service = {
         "apiVersion": "v1", "kind": "Service",
@@ -340,17 +424,35 @@ async def status_middleware(request: web.Request, handler: Callable[[web.Request
 async def make_app(settings: Settings, *, backend: Backend | None = None) -> web.Application:
     """An aiohttp app serving the API; storage opens and closes with the app."""
     middlewares: list[Any] = [status_middleware]
+    app_ref: list[web.Application] = []  # the middleware is built before the app and its server
     tokens = [authn.TokenAuthenticator.load(settings.token_auth_file)] if settings.token_auth_file else []
     if settings.authenticate:
-        middlewares.insert(0, authn.authentication_middleware(authn.Authenticator(tokens=tokens)))
-    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
+        middlewares.insert(0, authn.authentication_middleware(
+            authn.Authenticator(tokens=[*tokens, _ServiceAccountTokens(app_ref),
+                                        *([_BootstrapTokens(app_ref)] if settings.enable_bootstrap_token_auth else [])]),
+            public_paths=(*authn.DEFAULT_PUBLIC_PATHS, CLUSTER_INFO_PATH)))
+    auditor = audit.from_settings(settings.audit_policy_file, settings.audit_log_path,
+                                  max_size_mb=settings.audit_log_maxsize, max_backups=settings.audit_log_maxbackup,
+                                  max_age_days=settings.audit_log_maxage)
+    if auditor is not None:  # after authentication (it records the user), around error rendering
+        middlewares.insert(len(middlewares) - 1, auditor.middleware())
+    middlewares.append(limits.Limits(max_inflight=settings.max_requests_inflight,
+                                     max_mutating_inflight=settings.max_mutating_requests_inflight,
+                                     request_timeout=settings.request_timeout_seconds).middleware())
+    app = web.Application(middlewares=middlewares, client_max_size=limits.MAX_REQUEST_BODY_BYTES)
+    if auditor is not None:
+        app.on_response_prepare.append(auditor.on_prepare)
+        app.on_cleanup.append(lambda _app: _close(auditor))
+    app_ref.append(app)
     app[SERVER] = None  # type: ignore[assignment]
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store_backend = backend if backend is not None else await open_backend(settings.storage_url)
+        if settings.encryption_provider_config:
+            store_backend = TransformingBackend(store_backend, encryption.load(settings.encryption_provider_config, RESOURCES))
         server = APIServer(settings, store_backend)
         server.bootstrapped = asyncio.Event()
-        server.token_sources = list(tokens)
+        server.token_sources = [*tokens, server.service_accounts.authenticator]
         app[SERVER] = server
         task = asyncio.create_task(server.run(), name="apiserver-run")
         ready = asyncio.create_task(server.bootstrapped.wait())
@@ -376,4 +478,37 @@ async def make_app(settings: Settings, *, backend: Backend | None = None) -> web
     return app
 
 
+async def _close(auditor: audit.Auditor) -> None:
+    auditor.backend.close()
+
+
 SERVER: web.AppKey[APIServer] = web.AppKey("server", APIServer)
+
+
+class _BootstrapTokens:
+    """The authentication chain's bootstrap token source (`--enable-bootstrap-token-auth`)."""
+
+    def __init__(self, app_ref: list[web.Application]) -> None:
+        self._app_ref = app_ref
+        self._authenticator: BootstrapTokenAuthenticator | None = None
+
+    async def authenticate_token(self, token: str) -> authn.UserInfo | None:
+        server = self._app_ref[0].get(SERVER) if self._app_ref else None
+        if server is None:
+            return None
+        if self._authenticator is None:
+            self._authenticator = BootstrapTokenAuthenticator(server)
+        return await self._authenticator.authenticate_token(token)
+
+
+class _ServiceAccountTokens:
+    """The authentication chain's service account token source: the app's server's, once it runs."""
+
+    def __init__(self, app_ref: list[web.Application]) -> None:
+        self._app_ref = app_ref
+
+    async def authenticate_token(self, token: str) -> authn.UserInfo | None:
+        server = self._app_ref[0].get(SERVER) if self._app_ref else None
+        if server is None:
+            return None
+        return await server.service_accounts.authenticator.authenticate_token(token)

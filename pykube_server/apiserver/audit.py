@@ -210,14 +210,7 @@ def _now() -> str:
 
 
 def _user(user: authn.UserInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {"username": user.username}
-    if user.uid:
-        out["uid"] = user.uid
-    if user.groups:
-        out["groups"] = list(user.groups)
-    if user.extra:
-        out["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return out
+    return dict(user.to_status())
 
 
 def _object_ref(info: RequestInfo) -> dict[str, Any] | None:

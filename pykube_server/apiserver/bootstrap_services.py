@@ -3,9 +3,10 @@
 Upstream, kube-apiserver's endpoint reconciler (the lease reconciler with its EndpointsAdapter)
 writes the `default/kubernetes` Endpoints, labelled `endpointslice.kubernetes.io/skip-mirror`,
 and an EndpointSlice of the same name; the `kubernetes` ServiceCIDR holds the service range
-(networking.k8s.io/v1, GA in 1.33). This one server is the only endpoint, so a bootstrap step
-after the first-start objects does it, through the registry like any write, and updates the
-objects when the address or port changed since the last start.
+(networking.k8s.io/v1, GA in 1.33). A bootstrap step after the first-start objects writes them,
+through the registry like any write; which addresses they list is the endpoint reconciler's
+business (`endpointreconciler.py`: every live API server sharing the store), and it keeps them
+right afterwards. With one server the objects list just its address, as before.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pykube_server.api import errors
+from pykube_server.apiserver.endpointreconciler import EndpointReconciler
 from pykube_server.registry.strategy import now_rfc3339
 
 if TYPE_CHECKING:
@@ -54,10 +56,10 @@ async def _ensure(server: APIServer, gvr: tuple[str, str, str], namespace: str, 
     await store.update(namespace, name, replace)
 
 
-async def bootstrap_kubernetes_service(server: APIServer) -> None:
-    """The `kubernetes` Service's port, its Endpoints and EndpointSlice, the ServiceCIDR."""
+async def bootstrap_kubernetes_service(server: APIServer) -> EndpointReconciler:
+    """The `kubernetes` Service's port, its Endpoints and EndpointSlice, the ServiceCIDR.
+    Returns the endpoint reconciler (its first round done) for the caller to `run()`."""
     host, port = advertised(server)
-    ports = [{"name": "https", "port": port, "protocol": "TCP"}]
 
     async def service_port(current: Obj | None) -> Obj:
         if current is None:
@@ -71,21 +73,32 @@ async def bootstrap_kubernetes_service(server: APIServer) -> None:
         await server.store_for("", "v1", "services").update("default", "kubernetes", service_port)
     except errors.NotFound:
         pass
+    reconciler = EndpointReconciler(server, host, port,
+                                    ttl=server.settings.endpoint_reconciler_ttl_seconds,
+                                    interval=server.settings.endpoint_reconciler_interval_seconds)
+    await reconciler.start()
+    await _ensure_service_cidr(server)
+    return reconciler
+
+
+async def write_kubernetes_endpoints(server: APIServer, ips: list[str], port: int) -> None:
+    """The `default/kubernetes` Endpoints (one subset, every address) and EndpointSlice,
+    rewritten only when they differ."""
+    ports = [{"name": "https", "port": port, "protocol": "TCP"}]
     endpoints = {"apiVersion": "v1", "kind": "Endpoints",
                  "metadata": {"name": "kubernetes", "labels": {SKIP_MIRROR_LABEL: "true"}},
-                 "subsets": [{"addresses": [{"ip": host}], "ports": ports}]}
+                 "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": ports}]}
     await _ensure(server, ("", "v1", "endpoints"), "default", endpoints,
                   lambda cur: cur.get("subsets") == endpoints["subsets"]
                   and (cur["metadata"].get("labels") or {}) == endpoints["metadata"]["labels"])
-    family = "IPv6" if ":" in host else "IPv4"
+    family = "IPv6" if ips and ":" in ips[0] else "IPv4"
     slice_ = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
               "metadata": {"name": "kubernetes", "labels": {SERVICE_NAME_LABEL: "kubernetes"}},
               "addressType": family,
-              "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+              "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
               "ports": ports}
     await _ensure(server, ("discovery.k8s.io", "v1", "endpointslices"), "default", slice_,
                   lambda cur: cur.get("endpoints") == slice_["endpoints"] and cur.get("ports") == ports)
-    await _ensure_service_cidr(server)
 
 
 async def _ensure_service_cidr(server: APIServer) -> None:

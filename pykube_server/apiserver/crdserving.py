@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pykube_server.api import errors
-from pykube_server.apiserver import crdhandlers
+from pykube_server.apiserver import crdhandlers, metrics
 from pykube_server.apiserver.discovery import Discovery
 from pykube_server.apiserver.openapi import OpenAPI
 from pykube_server.apiserver.requestinfo import RequestInfo
@@ -197,7 +197,8 @@ class CRDServing:
             preferred[rs.group] = tuple(sorted(versions, key=crresource.version_priority))
         specs = (*RESOURCES, *custom)
         settings = self.server.settings
-        self.server.discovery = Discovery(specs, preferred, settings.server_address)
+        self.server.discovery = Discovery((*specs, *metrics.SPECS), preferred | metrics.PREFERRED,
+                                          settings.server_address)
         definitions = {k: v for s in self.served.values() for k, v in s.definitions.items()}
         self.server.openapi = OpenAPI(specs, settings.kubernetes_version, extra_definitions=definitions)
 

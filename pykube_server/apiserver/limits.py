@@ -2,9 +2,11 @@
 
 kube-apiserver's filters, with its numbers and texts:
 * `--max-requests-inflight` (400) and `--max-mutating-requests-inflight` (200): a request over
-  the limit is refused at once with 429 `Too many requests, please try again later.` and
-  `Retry-After: 1`, so a flood degrades into retries instead of a queue that never drains.
-  Long-running requests (watch, exec, attach, port-forward, logs, proxy) are not counted.
+  the limit waits for a free seat, as API Priority and Fairness queues it, for at most
+  `queue_wait` seconds (15), and is then refused with 429 `Too many requests, please try again
+  later.` and `Retry-After: 1`, so a flood degrades into waiting and then retries instead of a
+  queue that never drains. Long-running requests (watch, exec, attach, port-forward, logs,
+  proxy) take no seat.
 * `--request-timeout` (60 s), shortened per request by `?timeout=`: a request that runs longer
   is answered 504 `Timeout: request did not complete within requested timeout - context
   deadline exceeded`. Long-running requests are exempt.
@@ -52,11 +54,13 @@ def is_long_running(request: web.Request) -> bool:
 
 class Limits:
     def __init__(self, *, max_inflight: int = 400, max_mutating_inflight: int = 200,
-                 request_timeout: float = 60.0, max_body_bytes: int = MAX_REQUEST_BODY_BYTES) -> None:
+                 request_timeout: float = 60.0, max_body_bytes: int = MAX_REQUEST_BODY_BYTES,
+                 queue_wait: float = 15.0) -> None:
         self.max_inflight, self.max_mutating = max_inflight, max_mutating_inflight
         self.request_timeout, self.max_body_bytes = request_timeout, max_body_bytes
-        self.inflight = 0
-        self.mutating = 0
+        self.queue_wait = queue_wait
+        self._seats = asyncio.Semaphore(max_inflight) if max_inflight else None
+        self._mutating_seats = asyncio.Semaphore(max_mutating_inflight) if max_mutating_inflight else None
 
     def _timeout(self, request: web.Request) -> float:
         asked = parse_duration(request.query.get("timeout", ""))
@@ -72,23 +76,19 @@ class Limits:
                 raise errors.RequestEntityTooLarge(f"Request entity too large: limit is {self.max_body_bytes}")
             if is_long_running(request):
                 return await self._run(request, handler)
-            mutating = request.method in MUTATING
-            if (self.max_inflight and not mutating and self.inflight >= self.max_inflight) or \
-                    (self.max_mutating and mutating and self.mutating >= self.max_mutating):
-                raise errors.TooManyRequests(TOO_MANY, details={"retryAfterSeconds": 1})
-            if mutating:
-                self.mutating += 1
-            else:
-                self.inflight += 1
+            seats = self._mutating_seats if request.method in MUTATING else self._seats
+            if seats is not None:
+                try:
+                    await asyncio.wait_for(seats.acquire(), self.queue_wait) if seats.locked() else await seats.acquire()
+                except TimeoutError:
+                    raise errors.TooManyRequests(TOO_MANY, details={"retryAfterSeconds": 1}) from None
             try:
                 return await asyncio.wait_for(self._run(request, handler), self._timeout(request))
             except TimeoutError:
                 raise errors.Timeout(TIMEOUT, details={}) from None
             finally:
-                if mutating:
-                    self.mutating -= 1
-                else:
-                    self.inflight -= 1
+                if seats is not None:
+                    seats.release()
 
         return limits
 

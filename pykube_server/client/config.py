@@ -171,3 +171,31 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def in_cluster_config(*, sa_dir: Path = SERVICE_ACCOUNT_DIR, env: dict[str, str] | None = None,
+                      **overrides: Any) -> ClientConfig:
+    """The config of a process running in a pod, as client-go's `rest.InClusterConfig()` builds it:
+    the API server at https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, trusted with the
+    mounted `ca.crt`, authenticated by the mounted service account `token`, in the mounted
+    `namespace`. The token is read once: tokens the kubelet requests are extended to a year by the
+    API server (`--service-account-extend-token-expiration`), so one read outlives the process.
+    Raises ConfigError outside a pod."""
+    env = dict(os.environ) if env is None else env
+    host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
+    if (not host or not port) and not overrides.get("server"):
+        raise ConfigError("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+                          "KUBERNETES_SERVICE_PORT must be defined")
+    token = _read(sa_dir / "token").decode().strip()
+    try:
+        namespace = (sa_dir / "namespace").read_text().strip() or DEFAULT_NAMESPACE
+    except OSError:
+        namespace = DEFAULT_NAMESPACE
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    fields: dict[str, Any] = {"server": server, "ca_data": _read(sa_dir / "ca.crt"), "token": token,
+                              "namespace": namespace}
+    fields.update(overrides)
+    return ClientConfig(**fields)

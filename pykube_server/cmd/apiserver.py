@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -12,12 +13,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from pykube_server.apiserver import certs
+from pykube_server.apiserver import certs, encryption
+from pykube_server.apiserver.limits import parse_duration
 from pykube_server.apiserver.app import SERVER, Settings, make_app
 from pykube_server.apiserver.kubeconfig import write_kubeconfig
+from pykube_server.apiserver.serviceaccount import DEFAULT_ISSUER
+from pykube_server.apiserver.serviceaccount import keys as sa_keys
 from pykube_server.registry.ipallocator import IPRange
 
 log = logging.getLogger("pykube")
+DEFAULT_AUTHORIZATION_MODE = "Node,RBAC"
 
 
 def add_server_flags(p: argparse.ArgumentParser) -> None:
@@ -27,10 +32,30 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubernetes-version", default="1.33", help="emulated Kubernetes release (default 1.33)")
     p.add_argument("--storage", default="", help="storage URL: sqlite:///path/file.db (default: state.db in the data dir)")
     p.add_argument("--token-auth-file", default="", help="static bearer tokens, kube-apiserver CSV format")
+    p.add_argument("--max-requests-inflight", type=int, default=400,
+                   help="non-mutating requests served at once before 429s (0: no limit; default 400)")
+    p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                   help="mutating requests served at once before 429s (0: no limit; default 200)")
+    p.add_argument("--request-timeout", default="1m0s",
+                   help="how long a non-streaming request may take before a 504 (default 1m0s)")
+    p.add_argument("--audit-policy-file", default="", help="an audit.k8s.io/v1 Policy: which requests are audited, at which level")
+    p.add_argument("--audit-log-path", default="", help="where audit events go, one JSON object per line ('-': standard output)")
+    p.add_argument("--audit-log-maxsize", type=int, default=0, help="megabytes before the audit log is rotated (0: never)")
+    p.add_argument("--audit-log-maxbackup", type=int, default=0, help="rotated audit logs to keep (0: all)")
+    p.add_argument("--audit-log-maxage", type=int, default=0, help="days to keep rotated audit logs (0: forever)")
+    p.add_argument("--enable-bootstrap-token-auth", action="store_true",
+                   help="accept bootstrap tokens (kube-system/bootstrap-token-* Secrets) for joining nodes "
+                        "(`up` turns it on)")
+    p.add_argument("--encryption-provider-config", default="",
+                   help="an EncryptionConfiguration file: which resources are encrypted at rest and how "
+                        "(`up` defaults to encryption-config.yaml in the data dir, Secrets with AES-GCM)")
     p.add_argument("--watch-history-seconds", type=float, default=300.0,
                    help="how long watch history is kept before compaction (default 300)")
     # Hidden: tests shorten the compactor's period to see 410 Expired without waiting a minute.
     p.add_argument("--compaction-interval-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
+    # Hidden: tests shorten how long a stopped API server stays in the kubernetes endpoints.
+    p.add_argument("--endpoint-reconciler-ttl", type=float, default=15.0, help=argparse.SUPPRESS)
+    p.add_argument("--endpoint-reconciler-interval", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--service-cluster-ip-range", default="127.96.0.0/16",
                    help="CIDR ClusterIPs are allocated from; its first address is the kubernetes Service's (default 127.96.0.0/16)")
     p.add_argument("--service-node-port-range", default="30000-32767",
@@ -39,7 +64,63 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
                    help="admission plugins to turn on besides the default ones (comma-separated)")
     p.add_argument("--disable-admission-plugins", default="",
                    help="admission plugins to turn off, even default ones (comma-separated)")
+    p.add_argument("--authorization-mode", default=DEFAULT_AUTHORIZATION_MODE,
+                   help="ordered authorizers: AlwaysAllow, AlwaysDeny, Node, RBAC (comma-separated; "
+                        f"default {DEFAULT_AUTHORIZATION_MODE}); system:masters is always allowed")
+    add_service_account_flags(p)
     p.add_argument("--log-level", default="INFO")
+
+
+def add_service_account_flags(p: argparse.ArgumentParser) -> None:
+    """kube-apiserver's service account token flags (see docs/operations.md, Security)."""
+    p.add_argument("--service-account-issuer", action="append", default=[],
+                   help=f"issuer of service account tokens; repeat to accept more (the first issues; "
+                        f"default {DEFAULT_ISSUER})")
+    p.add_argument("--service-account-key-file", action="append", default=[],
+                   help="PEM file of keys that verify service account tokens; repeatable "
+                        "(default: the signing key's public half, <data-dir>/pki/sa.pub)")
+    p.add_argument("--service-account-signing-key-file", default="",
+                   help="PEM private key service account tokens are signed with (default <data-dir>/pki/sa.key, "
+                        "an RSA 2048 key made on first start)")
+    p.add_argument("--api-audiences", default="",
+                   help="audiences of the API (comma-separated; default: the service account issuers)")
+    p.add_argument("--service-account-max-token-expiration", default="",
+                   help="longest lifetime a TokenRequest may ask for, a Go duration such as 48h (default: none)")
+    p.add_argument("--service-account-extend-token-expiration", default="true", choices=("true", "false"),
+                   help="let projected volume tokens live a year, warning after their requested 3607 s (default true)")
+    p.add_argument("--service-account-jwks-uri", default="",
+                   help="jwks_uri to publish in /.well-known/openid-configuration (default: <issuer>/openid/v1/jwks)")
+
+
+def service_account_signing_key(args: argparse.Namespace) -> Path:
+    """The signing key file: the flag's, or the pair kept in the data dir (made on first use)."""
+    if getattr(args, "service_account_signing_key_file", ""):
+        return Path(args.service_account_signing_key_file).resolve()
+    key_path, _ = sa_keys.ensure_key_pair(Path(getattr(args, "data_dir", ".pykube")).resolve() / "pki")
+    return key_path
+
+
+def max_token_expiration_seconds(flag: str) -> int:
+    """kube's rule: unset, or between one hour and 2^32 seconds."""
+    if not flag:
+        return 0
+    seconds = int(parse_go_duration(flag))
+    if not 3600 <= seconds <= 1 << 32:
+        raise SystemExit("the service-account-max-token-expiration must be between 1 hour and 2^32 seconds")
+    return seconds
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_go_duration(text: str) -> float:
+    """Go's time.ParseDuration (e.g. `1h30m`, `90s`, `2.5h`), in seconds."""
+    matches = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", text)
+    if text in ("0",):
+        return 0.0
+    if not matches or "".join(n + u for n, u in matches) != text:
+        raise SystemExit(f'time: invalid duration "{text}"')
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in matches)
 
 
 def settings_from(args: argparse.Namespace, port: int) -> Settings:
@@ -50,6 +131,16 @@ def settings_from(args: argparse.Namespace, port: int) -> Settings:
         kubernetes_version=args.kubernetes_version,
         server_address=f"{args.bind_address}:{port}",
         token_auth_file=args.token_auth_file,
+        encryption_provider_config=args.encryption_provider_config,
+        enable_bootstrap_token_auth=args.enable_bootstrap_token_auth,
+        audit_policy_file=args.audit_policy_file,
+        audit_log_path=args.audit_log_path,
+        audit_log_maxsize=args.audit_log_maxsize,
+        audit_log_maxbackup=args.audit_log_maxbackup,
+        audit_log_maxage=args.audit_log_maxage,
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        request_timeout_seconds=_request_timeout(args.request_timeout),
         compaction_retention_seconds=args.watch_history_seconds,
         compaction_interval_seconds=args.compaction_interval_seconds,
         service_cluster_ip_range=args.service_cluster_ip_range,
@@ -58,11 +149,38 @@ def settings_from(args: argparse.Namespace, port: int) -> Settings:
         secure_port=port,
         enable_admission_plugins=_names(args.enable_admission_plugins),
         disable_admission_plugins=_names(args.disable_admission_plugins),
+        authorization_mode=_authorization_mode(args.authorization_mode),
+        service_account_issuers=tuple(args.service_account_issuer),
+        service_account_key_files=tuple(args.service_account_key_file),
+        service_account_signing_key_file=args.service_account_signing_key_file,
+        api_audiences=_names(args.api_audiences),
+        service_account_max_token_expiration_seconds=max_token_expiration_seconds(args.service_account_max_token_expiration),
+        service_account_extend_token_expiration=args.service_account_extend_token_expiration == "true",
+        service_account_jwks_uri=args.service_account_jwks_uri,
+        endpoint_reconciler_ttl_seconds=args.endpoint_reconciler_ttl,
+        endpoint_reconciler_interval_seconds=args.endpoint_reconciler_interval,
     )
+
+
+def _request_timeout(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds is None or seconds <= 0:
+        raise SystemExit(f'error: --request-timeout: time: invalid duration "{text}"')
+    return seconds
 
 
 def _names(flag: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in flag.split(",") if n.strip())
+
+
+def _authorization_mode(value: str) -> str:
+    """Refuse an unknown mode at start-up, as kube-apiserver does, instead of on first use."""
+    from pykube_server.apiserver.rbac.modes import parse_modes
+
+    try:
+        return ",".join(parse_modes(value))
+    except ValueError as exc:
+        raise SystemExit(f"error: --authorization-mode: {exc}") from None
 
 
 def kubernetes_service_ip(args: argparse.Namespace) -> str:
@@ -100,6 +218,13 @@ async def serve(args: argparse.Namespace, *, components: Components | None = Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
 
+    if components is not None:  # `up` lets nodes join with bootstrap tokens, as kubeadm does
+        args.enable_bootstrap_token_auth = True
+    if components is not None and not args.encryption_provider_config:  # `up`: Secrets encrypted by default
+        args.encryption_provider_config = str(encryption.default_config(data_dir / "encryption-config.yaml"))
+    args.service_account_signing_key_file = str(service_account_signing_key(args))
+    if not args.service_account_key_file:
+        args.service_account_key_file = [args.service_account_signing_key_file]
     if args.port == 0:  # pick the port now: discovery and the endpoints advertise it
         args.port = free_port(args.bind_address)
     app = await make_app(settings_from(args, args.port))

@@ -12,7 +12,9 @@ import logging
 import sys
 
 from pykube_server.cmd import apiserver, controller_manager, kubelet, scheduler, up
-from pykube_server.cmd import proxy
+from pykube_server.cmd import dns, proxy
+from pykube_server.cmd import migrate
+from pykube_server.cmd import token
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -25,7 +27,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     cluster.add_argument("--runtime", choices=("process", "simulated"), default="process",
                          help="how pods run: real local processes, or simulated (default process)")
     cluster.add_argument("--components", default="*",
-                         help="components to run besides the API server: '*' or a comma list, '-name' to leave one out")
+                         help="components to run besides the API server: '*' or a comma list, '-name' to leave one out "
+                              "('dns' is the CoreDNS addon)")
+    cluster.add_argument("--cluster-domain", default="cluster.local", help="the cluster's DNS domain (default cluster.local)")
+    cluster.add_argument("--pod-cidr", default="127.244.0.0/16",
+                         help="pod IPs: node i gets the i-th /24 of this range (default 127.244.0.0/16)")
     api = sub.add_parser("apiserver", help="run the API server alone")
     apiserver.add_server_flags(api)
     api.add_argument("--kubeconfig", default="", help="also write an admin kubeconfig here")
@@ -33,6 +39,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     scheduler.add_flags(sub.add_parser("scheduler", help="run the scheduler"))
     kubelet.add_flags(sub.add_parser("kubelet", help="run the kubelet of one or more virtual nodes"))
     proxy.add_flags(sub.add_parser("proxy", help="run kube-proxy: serve ClusterIPs and NodePorts on this machine"))
+    dns.add_flags(sub.add_parser("dns", help="run the cluster DNS server (CoreDNS's kubernetes and forward plugins)"))
+    migrate.add_flags(sub.add_parser("migrate", help="copy a stopped cluster's data to another store (e.g. SQLite to etcd)"))
+    token.add_flags(sub.add_parser("token", help="bootstrap tokens for joining nodes (kubeadm token)"))
     return parser.parse_args(argv)
 
 
@@ -49,6 +58,12 @@ async def run(args: argparse.Namespace) -> None:
         await kubelet.main(args)
     elif args.command == "proxy":
         await proxy.main(args)
+    elif args.command == "dns":
+        await dns.main(args)
+    elif args.command == "migrate":
+        await migrate.main(args)
+    elif args.command == "token":
+        await token.main(args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import asyncio
 from dataclasses import dataclass
 
 from pykube_server.client.informer import InformerFactory
+from pykube_server.client.tlsbootstrap import bootstrap_proxy_kubeconfig
 from pykube_server.client.rest import Client
 from pykube_server.proxy.balancer import MODES, ROUND_ROBIN
 from pykube_server.proxy.proxier import Proxier
@@ -24,7 +26,13 @@ class ProxySettings:
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kubeconfig", required=True, help="credentials and server to talk to")
+    p.add_argument("--kubeconfig", required=True,
+                   help="credentials and server to talk to; with --token, where the bootstrapped ones are written")
+    p.add_argument("--server", default="", help="API server URL to join (with --token)")
+    p.add_argument("--token", default="", help="a bootstrap token to request a system:kube-proxy certificate with "
+                                               "(an administrator approves the CSR)")
+    p.add_argument("--discovery-token-ca-cert-hash", action="append", default=[],
+                   help="sha256:<hex> pin of the cluster CA's public key (repeatable)")
     p.add_argument("--balance", choices=MODES, default=ROUND_ROBIN,
                    help="endpoint choice per connection: round-robin (default) or random")
     p.add_argument("--nodeport-address", default="127.0.0.1", help="address NodePorts listen on (default 127.0.0.1)")
@@ -44,5 +52,11 @@ async def run(settings: ProxySettings) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.token and not Path(args.kubeconfig).exists():
+        if not args.server or not args.discovery_token_ca_cert_hash:
+            raise SystemExit("error: joining needs --server and --discovery-token-ca-cert-hash")
+        print("waiting for an administrator to approve the system:kube-proxy certificate request "
+              "(kubectl get csr; kubectl certificate approve <name>)", flush=True)
+        await bootstrap_proxy_kubeconfig(Path(args.kubeconfig), args.server, args.token, args.discovery_token_ca_cert_hash)
     await run(ProxySettings(kubeconfig=args.kubeconfig, balance=args.balance, nodeport_address=args.nodeport_address,
                             qps=args.kube_api_qps, burst=args.kube_api_burst))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pykube_server.apiserver import certs
 from pykube_server.apiserver.kubeconfig import write_kubeconfig
+from pykube_server.cmd import addons
+from pykube_server.cmd.apiserver import service_account_signing_key
 
 log = logging.getLogger("pykube.up")
 
@@ -35,11 +37,19 @@ class Component:
 def components_for(args: argparse.Namespace) -> list[tuple[Component, list[str]]]:
     """The table of what `up` runs, with each component's extra flags."""
     table = [
-        (Component("controller-manager", "system:kube-controller-manager"), []),
+        (Component("controller-manager", "system:kube-controller-manager"),
+         ["--service-account-private-key-file", str(service_account_signing_key(args)),
+          "--local-path-dir", str(Path(getattr(args, "data_dir", ".pykube")).resolve() / "local-path"),
+          "--cluster-signing-cert-file", str(Path(getattr(args, "data_dir", ".pykube")).resolve() / "pki" / certs.CA_CERT_FILE),
+          "--cluster-signing-key-file", str(Path(getattr(args, "data_dir", ".pykube")).resolve() / "pki" / certs.CA_KEY_FILE)]),
         (Component("scheduler", "system:kube-scheduler"), []),
         (Component("proxy", "system:kube-proxy"), []),
         (Component("kubelet", "system:node:pykube-node-1", ("system:nodes",)),
          ["--nodes", str(getattr(args, "nodes", 1)), "--runtime", getattr(args, "runtime", "process"),
+          "--cluster-dns", addons.dns_service_ip(getattr(args, "service_cluster_ip_range", "127.96.0.0/16"))
+          if addons.addon_enabled(getattr(args, "components", "*"), "dns") else "",
+          "--cluster-domain", getattr(args, "cluster_domain", "cluster.local"),
+          "--pod-cidr", getattr(args, "pod_cidr", "127.244.0.0/16"),
           "--data-dir", str(Path(getattr(args, "data_dir", ".pykube")).resolve())]),
     ]
     wanted = [w.strip() for w in getattr(args, "components", "*").split(",") if w.strip()]
@@ -97,12 +107,48 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
 
 
+async def bind_node_role_to_all_nodes(pki: certs.Pki, data_dir: Path, server_url: str) -> None:
+    """One kubelet process runs several virtual nodes under the first node's identity, which the
+    Node authorizer confines to that node. So, as kube documents for clusters that need it, the
+    `system:node` ClusterRole is bound to the `system:nodes` group (kube's pre-1.8 binding)."""
+    from pykube_server.client.rest import Client, Resource
+
+    bindings = Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", namespaced=False)
+    subject = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}
+    admin = Component("up", certs.ADMIN_COMMON_NAME, (certs.ADMIN_ORGANIZATION,))
+    async with Client.from_kubeconfig(write_component_kubeconfig(pki, data_dir, server_url, admin)) as client:
+        binding = await client.get(bindings, "system:node")
+        if subject not in (binding.get("subjects") or []):
+            binding["subjects"] = [*(binding.get("subjects") or []), subject]
+            await client.update(bindings, binding)
+    log.info("bound ClusterRole system:node to group system:nodes (one kubelet runs several nodes)")
+
+
+async def apply_dns_addon(args: argparse.Namespace, pki: certs.Pki, data_dir: Path, server_url: str) -> None:
+    """kubeadm's addon phase for DNS: the CoreDNS objects, created once the API server answers."""
+    from pykube_server.client.rest import Client
+
+    admin = Component("addons", certs.ADMIN_COMMON_NAME, (certs.ADMIN_ORGANIZATION,))
+    try:
+        async with Client.from_kubeconfig(write_component_kubeconfig(pki, data_dir, server_url, admin)) as client:
+            await addons.apply_dns(client, service_ip=addons.dns_service_ip(args.service_cluster_ip_range),
+                                   cluster_domain=getattr(args, "cluster_domain", "cluster.local"),
+                                   api_endpoint=server_url)
+    except Exception:  # an addon's failure must not take the cluster down with it
+        log.exception("dns addon failed")
+
+
 def run_components(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The `components` hook for `apiserver.serve`."""
 
     async def run(server_url: str, pki: certs.Pki, data_dir: Path) -> None:
+        chosen = components_for(args)
+        if getattr(args, "nodes", 1) > 1 and any(c.name == "kubelet" for c, _ in chosen):
+            await bind_node_role_to_all_nodes(pki, data_dir, server_url)
         async with asyncio.TaskGroup() as tg:
-            for component, extra in components_for(args):
+            if addons.addon_enabled(getattr(args, "components", "*"), "dns"):
+                tg.create_task(apply_dns_addon(args, pki, data_dir, server_url), name="addon-dns")
+            for component, extra in chosen:
                 kubeconfig = write_component_kubeconfig(pki, data_dir, server_url, component)
                 argv = ["--kubeconfig", str(kubeconfig), "--log-level", args.log_level, *extra]
                 tg.create_task(supervise(component, argv), name=f"supervise-{component.name}")

@@ -7,7 +7,8 @@ import asyncio
 import logging
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pykube_server.client.events import EventRecorder
 from pykube_server.client.informer import InformerFactory
@@ -27,6 +28,8 @@ class ManagerSettings:
     leader_elect: bool = True
     qps: float = 50.0
     burst: int = 100
+    options: dict[str, Any] = field(default_factory=dict)
+    """Per-controller settings from flags (e.g. `service_account_private_key_file`), as `Context.options`."""
 
 
 async def run_controllers(ctx: Context, names: list[str]) -> None:
@@ -43,7 +46,8 @@ async def run(settings: ManagerSettings) -> None:
     names = select(settings.controllers)
     async with Client.from_kubeconfig(settings.kubeconfig, qps=settings.qps, burst=settings.burst,
                                       user_agent="kube-controller-manager/v1.33.0 (linux/amd64) pykube") as client:
-        ctx = Context(client, InformerFactory(client), EventRecorder(client, component="kube-controller-manager"))
+        ctx = Context(client, InformerFactory(client), EventRecorder(client, component="kube-controller-manager"),
+                      options=dict(settings.options))
         if not settings.leader_elect:
             await run_controllers(ctx, names)
             return

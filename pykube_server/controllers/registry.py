@@ -36,15 +36,20 @@ def select(spec: str) -> list[str]:
 def _register() -> None:
     """The table. Each import is the controller's module; nothing registers itself."""
     from pykube_server.controllers import garbagecollector, namespace, rootcacert, serviceaccount
+    from pykube_server.controllers import serviceaccounttoken
     from pykube_server.controllers import cronjob, daemonset, job, statefulset, ttlafterfinished
     from pykube_server.controllers import deployment, replicaset
     from pykube_server.controllers import endpoints, endpointslice, endpointslicemirroring
+    from pykube_server.controllers import bootstrapsigner, clusterroleaggregation, csrapproving, csrsigning
+    from pykube_server.controllers import disruption, nodelifecycle, podautoscaler, podgc, resourcequota
+    from pykube_server.controllers.persistentvolume import binder, protection, provisioner
 
     entries: dict[str, ControllerFactory] = {
         "garbage-collector-controller": garbagecollector.create,
         "namespace-controller": namespace.create,
         "root-ca-certificate-publisher-controller": rootcacert.create,
         "serviceaccount-controller": serviceaccount.create,
+        "serviceaccount-token-controller": serviceaccounttoken.create,
         "job-controller": job.JobReconciler.create,
         "cronjob-controller": cronjob.CronJobReconciler.create,
         "ttl-after-finished-controller": ttlafterfinished.TTLAfterFinishedReconciler.create,
@@ -56,6 +61,21 @@ def _register() -> None:
         "endpoints-controller": endpoints.create,
         "endpointslice-controller": endpointslice.create,
         "endpointslice-mirroring-controller": endpointslicemirroring.create,
+        "clusterrole-aggregation-controller": clusterroleaggregation.create,
+        "certificatesigningrequest-signing-controller": csrsigning.create,
+        "certificatesigningrequest-approving-controller": csrapproving.create,
+        "bootstrap-signer-controller": bootstrapsigner.create_signer,
+        "token-cleaner-controller": bootstrapsigner.create_cleaner,
+        "resourcequota-controller": resourcequota.create,
+        "disruption-controller": disruption.create,
+        "horizontal-pod-autoscaler-controller": podautoscaler.create,
+        "pod-garbage-collector-controller": podgc.create,
+        "node-lifecycle-controller": nodelifecycle.lifecycle_controller,
+        "taint-eviction-controller": nodelifecycle.taint_eviction_controller,
+        "persistentvolume-binder-controller": binder.create,
+        "persistentvolume-protection-controller": protection.create_pv_protection,
+        "persistentvolumeclaim-protection-controller": protection.create_pvc_protection,
+        "local-path-provisioner": provisioner.create,
     }
     for name, factory in entries.items():
         if name in CONTROLLERS:

@@ -48,6 +48,9 @@ class KubeletSettings:
     """The kubelet HTTPS port (0: any free port on loopback)."""
     qps: float = 50.0
     burst: int = 100
+    cluster_dns: tuple[str, ...] = ("127.96.0.10",)
+    """ClusterFirst pods' nameservers (`--cluster-dns`; kubeadm's is the 10th Service IP)."""
+    cluster_domain: str = "cluster.local"
 
 
 def pod_cidr(base: str, index: int) -> str:
@@ -85,7 +88,9 @@ async def run(settings: KubeletSettings) -> None:
                 runtimes.append(runtime)
                 recorder = EventRecorder(client, component="kubelet", host=name)
                 config = NodeConfig(name, pod_cidr(settings.pod_cidr_base, i), res,
-                                    simulated=settings.runtime == "simulated", kubelet_port=port)
+                                    simulated=settings.runtime == "simulated", kubelet_port=port,
+                                    root_dir=str(root / name), cluster_dns=settings.cluster_dns,
+                                    cluster_domain=settings.cluster_domain)
                 kubelets.append(Kubelet(config, client=client, runtime=runtime, recorder=recorder, services=services))
             log.info("kubelet: %d node(s), runtime %s, serving on 127.0.0.1:%d", len(kubelets), settings.runtime, port)
             async with asyncio.TaskGroup() as tg:

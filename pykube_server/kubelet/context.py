@@ -14,8 +14,10 @@ from pykube_server.client.clock import REAL_CLOCK, Clock
 from pykube_server.client.events import EventRecorder
 from pykube_server.client.rest import Client
 from pykube_server.kubelet.backoff import Backoff
+from pykube_server.kubelet.dns import PodDNS
 from pykube_server.kubelet.env import Getter
 from pykube_server.kubelet.runtime import Runtime, RuntimeServiceError
+from pykube_server.kubelet.volumes import VolumeManager
 
 
 class IPAllocator:
@@ -56,6 +58,10 @@ class NodeContext:
     allocatable: Obj = field(default_factory=dict)
     clock: Clock = REAL_CLOCK
     backoff: Backoff = field(default_factory=Backoff)
+    volumes: VolumeManager | None = None
+    """Pod volumes as host directories (None: volumes are ignored, as the simulated runtime does)."""
+    dns: PodDNS | None = None
+    """Each pod's resolv.conf and hosts file (None: containers see the node's)."""
 
     def wall(self) -> float:
         return self.clock.wall().timestamp()

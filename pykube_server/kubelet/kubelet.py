@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,20 +22,23 @@ from pykube_server.api import errors
 from pykube_server.api.types import Obj
 from pykube_server.client.cache import key_of
 from pykube_server.client.clock import REAL_CLOCK, Clock
-from pykube_server.client.events import NORMAL, EventRecorder
+from pykube_server.client.events import NORMAL, WARNING, EventRecorder
 from pykube_server.client.informer import FuncHandler, Informer
 from pykube_server.client.leaderelection import format_microtime
 from pykube_server.client.rest import CONFIGMAPS, LEASES, NODES, PODS, SECRETS, Client, Resource, TransportError
 from pykube_server.kubelet import node as nodeinfo
 from pykube_server.kubelet.context import IPAllocator, NodeContext
+from pykube_server.kubelet.dns import PodDNS
 from pykube_server.kubelet.pod_workers import PodWorkers
 from pykube_server.kubelet.runtime import EventedRuntime, Runtime
 from pykube_server.kubelet.status import rfc3339
+from pykube_server.kubelet.volumes import VolumeManager
 
 log = logging.getLogger(__name__)
 
 LEASE_DURATION_SECONDS = 40
 LEASE_RENEW_SECONDS = 10.0
+LEASE_JITTER = 0.04
 STATUS_UPDATE_SECONDS = 10.0
 STATUS_REPORT_SECONDS = 60.0
 RETRY_SECONDS = 1.0
@@ -48,6 +52,12 @@ class NodeConfig:
     resources: nodeinfo.Resources
     simulated: bool = False
     kubelet_port: int = 10250
+    root_dir: str = ""
+    """This node's directory (`pods/<uid>/volumes/...` live there); empty: no volumes."""
+    cluster_dns: tuple[str, ...] = ()
+    """`--cluster-dns`: the nameservers of ClusterFirst pods."""
+    cluster_domain: str = ""
+    """`--cluster-domain`; empty: pods' resolv.conf and hosts files are not managed."""
 
 
 class Kubelet:
@@ -63,12 +73,20 @@ class Kubelet:
         self.node: Obj = {}
         self.node_status_writes = 0
         self.lease_renewals = 0
+        self._lease: Obj | None = None
+        """The Lease as last written: the next renewal updates it without reading it first."""
         self._services = services
         self._last_report = -1e9
         _, alloc = nodeinfo.capacity(config.resources)
         self.ctx = NodeContext(node_name=config.name, host_ip="127.0.0.1", client=client, recorder=recorder,
                                runtime=runtime, ips=IPAllocator(config.pod_cidr), getter=self._get_source,
                                services=self._service_list, allocatable=alloc, clock=clock)
+        if config.root_dir and not config.simulated:
+            self.ctx.volumes = VolumeManager(Path(config.root_dir), client, clock=clock, allocatable=alloc)
+        if config.root_dir and not config.simulated and config.cluster_domain:
+            self.ctx.dns = PodDNS(Path(config.root_dir), cluster_dns=config.cluster_dns,
+                                  cluster_domain=config.cluster_domain,
+                                  warn=lambda pod, reason, message: recorder.event(pod, WARNING, reason, message))
         self.pods = PodWorkers(self.ctx)
         self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={config.name}", clock=clock)
         self.informer.add_handler(FuncHandler(add=self.pods.update, update=lambda _o, n: self.pods.update(n),
@@ -150,20 +168,31 @@ class Kubelet:
 
     # --- lease -------------------------------------------------------------------------------
     async def renew_lease(self) -> Obj:
+        """Renew `kube-node-lease/<node>`: an update of the Lease written last time (one request,
+        as client-go's lease controller does), falling back to GET or create when there is none
+        or it changed underneath (a Conflict)."""
         now = format_microtime(self.clock.wall())
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": now}
+        if self._lease is not None:
+            try:
+                self._lease = await self.client.update(
+                    LEASES, {**self._lease, "spec": {**(self._lease.get("spec") or {}), **spec}})
+                self.lease_renewals += 1
+                return self._lease
+            except (errors.Conflict, errors.NotFound):
+                self._lease = None
         owner = [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": self.node["metadata"]["uid"]}]
         try:
             lease = await self.client.get(LEASES, self.name, namespace=LEASE_NAMESPACE)
         except errors.NotFound:
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE, "ownerReferences": owner},
-                    "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION_SECONDS,
-                             "renewTime": now}}
+                    "spec": spec}
             lease = await self.client.create(LEASES, body, namespace=LEASE_NAMESPACE)
         else:
-            lease["spec"] = {**(lease.get("spec") or {}), "holderIdentity": self.name,
-                             "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": now}
+            lease["spec"] = {**(lease.get("spec") or {}), **spec}
             lease = await self.client.update(LEASES, lease)
+        self._lease = lease
         self.lease_renewals += 1
         return lease
 
@@ -171,7 +200,9 @@ class Kubelet:
         while True:
             try:
                 await self.renew_lease()
-                delay = LEASE_RENEW_SECONDS
+                # client-go's JitterUntil(renewInterval, 0.04): a thousand nodes started together
+                # drift apart instead of renewing in one burst every 10 s.
+                delay = LEASE_RENEW_SECONDS * (1 + LEASE_JITTER * random.random())
             except (TransportError, errors.StatusError) as exc:
                 log.warning("node %s: lease renewal failed: %s", self.name, exc)
                 delay = RETRY_SECONDS  # client-go's lease controller retries fast, then backs off

@@ -36,16 +36,21 @@ from pykube_server.client.rest import PODS, TransportError
 from pykube_server.kubelet import status as podstatus
 from pykube_server.kubelet.backoff import go_duration
 from pykube_server.kubelet.context import NodeContext
-from pykube_server.kubelet.env import EnvError, container_env
+from pykube_server.kubelet.env import EnvError, container_env, expand
 from pykube_server.kubelet.probes import LIVENESS, READINESS, SPEC_FIELDS, STARTUP, Prober, ProbeResults
 from pykube_server.kubelet.runtime import (
-    ContainerConfig, ContainerState, ContainerStatus, RuntimeServiceError, SandboxConfig, SandboxState,
+    ContainerConfig, ContainerState, ContainerStatus, IsolatingRuntime, Mount, RuntimeServiceError, SandboxConfig,
+    SandboxState,
 )
+from pykube_server.kubelet.volumes import MountError, MountedVolume, SetupResult
 
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 10.0
 RETRY_SECONDS = 1.0
+MOUNT_RETRY_FIRST_SECONDS = 0.5
+MOUNT_RETRY_MAX_SECONDS = 122.0
+"""The volume manager's retry back-off (500 ms doubling to 2m2s)."""
 
 
 def _pod_ref(pod: Obj) -> str:
@@ -76,6 +81,10 @@ class PodWorker:
         self._probes: dict[str, tuple[ProbeResults, list[asyncio.Task[None]]]] = {}
         self._start_time = (pod.get("status") or {}).get("startTime") or ""
         self._tg: asyncio.TaskGroup | None = None
+        self._volumes: dict[str, MountedVolume] = {}
+        self._volumes_reported: SetupResult | None = None
+        self._mount_retry = 0.0
+        self._warned_once: set[str] = set()
 
     # --- driving -----------------------------------------------------------------------------
     def update(self, pod: Obj | None) -> None:
@@ -132,6 +141,9 @@ class PodWorker:
             return  # finished before we (re)started: nothing to run, logs stay until deletion
         if self._written is not None and self._written.get("phase") in ("Succeeded", "Failed"):
             return
+        if not await self._setup_volumes():
+            await self._write_status()
+            return
         await self._ensure_sandbox()
         containers = list(await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id))
         init_ok, failed = await self._sync_init(containers)
@@ -163,6 +175,71 @@ class PodWorker:
         self._ip = ip
         if not self._start_time:
             self._start_time = podstatus.rfc3339(self.ctx.clock.wall())
+
+    # --- volumes -----------------------------------------------------------------------------
+    async def _setup_volumes(self) -> bool:
+        """Volumes present and current (the real kubelet waits for them before the sandbox);
+        False while one that was never set up fails (the pod stays in ContainerCreating)."""
+        manager = self.ctx.volumes
+        spec = self.pod.get("spec") or {}
+        if manager is None or not spec.get("volumes"):
+            return True
+        result = await manager.setup(self.pod)
+        self._volumes = result.volumes
+        if result is not self._volumes_reported:  # a cached result was reported already
+            self._volumes_reported = result
+            for name, message in result.mount_failures:
+                self._pod_event(WARNING, "FailedMount", f'MountVolume.SetUp failed for volume "{name}" : {message}')
+            if result.process_failures:
+                self._pod_event(WARNING, "FailedMount",
+                                result.attach_message(v.get("name", "") for v in spec.get("volumes") or []))
+            for name in result.token_unavailable:
+                self._warn_once(f"token/{name}", "FailedMount",
+                                f'MountVolume.SetUp skipped the token of volume "{name}": the API server does not '
+                                f"serve serviceaccounts/token, so the token file is left out")
+        if not result.blocking:
+            self._mount_retry = 0.0
+            return True
+        self._mount_retry = min(max(self._mount_retry * 2, MOUNT_RETRY_FIRST_SECONDS), MOUNT_RETRY_MAX_SECONDS)
+        self.wake_after(self._mount_retry)
+        return False
+
+    def _mounts(self, spec: Obj, env: dict[str, str]) -> tuple[Mount, ...]:
+        # the pod's resolv.conf and hosts first, so a volume mounted over them wins
+        dns = self.ctx.dns.container_mounts(self.pod, self._ip, spec) if self.ctx.dns is not None else ()
+        if self.ctx.volumes is None:
+            return dns
+        try:
+            return dns + self.ctx.volumes.container_mounts(spec, self._volumes, env)
+        except MountError as exc:
+            raise EnvError(str(exc)) from None
+
+    def _check_isolation(self, cid: str, mounts: tuple[Mount, ...], spec: Obj, init: bool) -> None:
+        """Say so (once per pod) when a container could not get its own mounts and hostname."""
+        runtime = self.ctx.runtime
+        if not isinstance(runtime, IsolatingRuntime):
+            return
+        problem = runtime.isolation_problem(cid)
+        if not problem:
+            return
+        skipped = f"volumes not mounted at {', '.join(m.container_path for m in mounts)}; " if mounts else ""
+        log.warning("pod %s: container %s is not isolated (%s)", _pod_ref(self.pod), spec.get("name"), problem)
+        self._warn_once("isolation", "IsolationUnavailable",
+                        f"container {spec.get('name', '')} runs without its own mount and UTS namespaces "
+                        f"({problem}): {skipped}hostname not set to the pod's", spec=spec, init=init)
+
+    def _warn_once(self, key: str, reason: str, message: str, *, spec: Obj | None = None,
+                   init: bool | None = None) -> None:
+        if key in self._warned_once:
+            return
+        self._warned_once.add(key)
+        if spec is None:
+            self._pod_event(WARNING, reason, message)
+        else:
+            self._event(WARNING, reason, message, spec, init=init)
+
+    def _pod_event(self, type: str, reason: str, message: str) -> None:
+        self.ctx.recorder.event(self.pod, type, reason, message)
 
     # --- containers --------------------------------------------------------------------------
     @staticmethod
@@ -242,6 +319,7 @@ class PodWorker:
         try:
             env = await container_env(self._pod_with_ips(), spec, services=self._services(), getter=self.ctx.getter,
                                       allocatable=self.ctx.allocatable)
+            mounts = self._mounts(spec, env)
         except EnvError as exc:
             if self._waiting.get(name, ("",))[0] != "CreateContainerConfigError":
                 self._event(WARNING, "Failed", f"Error: {exc}", spec, init=init)
@@ -249,10 +327,13 @@ class PodWorker:
             self.wake_after(RESYNC_SECONDS)
             return
         await self._pull(spec, init=init)
-        config = ContainerConfig(name=name, image=image, command=tuple(spec.get("command") or ()),
-                                 args=tuple(spec.get("args") or ()), env=env,
+        config = ContainerConfig(name=name, image=image,  # `$(VAR)` in command and args, as kubelet expands them
+                                 command=tuple(expand(c, env) for c in spec.get("command") or ()),
+                                 args=tuple(expand(a, env) for a in spec.get("args") or ()), env=env,
                                  working_dir=spec.get("workingDir") or "", attempt=attempt,
-                                 annotations=self.pod["metadata"].get("annotations") or {})
+                                 annotations=self.pod["metadata"].get("annotations") or {}, mounts=mounts,
+                                 stdin=bool(spec.get("stdin")), stdin_once=bool(spec.get("stdinOnce")),
+                                 tty=bool(spec.get("tty")))
         cid = await self.ctx.runtime.create_container(self._sandbox_id, config)
         self._waiting.pop(name, None)
         self._event(NORMAL, "Created", f"Created container: {name}", spec, init=init)
@@ -265,6 +346,7 @@ class PodWorker:
             self._event(WARNING, "Failed", f"Error: {exc}", spec, init=init)
             return
         self._event(NORMAL, "Started", f"Started container {name}", spec, init=init)
+        self._check_isolation(cid, mounts, spec, init)
 
     def _pod_with_ips(self) -> Obj:
         """The pod as the downward API sees it at container start (IPs known before status is written)."""
@@ -355,6 +437,8 @@ class PodWorker:
             if sandbox.uid == self.uid:
                 await self.ctx.runtime.remove_pod_sandbox(sandbox.id)
                 self.ctx.ips.release(sandbox.ip)
+        if self.ctx.volumes is not None:
+            self.ctx.volumes.cleanup(self.uid)  # emptyDir data goes with the pod
         self.ctx.backoff.forget_prefix(f"{self.uid}/")
         self._sandbox_id = ""
 
@@ -461,6 +545,8 @@ class PodWorkers:
             if sandbox.uid not in known_uids and sandbox.uid not in self.workers:
                 log.info("removing orphaned sandbox of pod %s/%s", sandbox.namespace, sandbox.name)
                 await self.ctx.runtime.remove_pod_sandbox(sandbox.id)
+        if self.ctx.volumes is not None:
+            self.ctx.volumes.cleanup_orphans(known_uids | set(self.workers))
 
     async def run(self, ready: Callable[[], Awaitable[None]] | None = None) -> None:
         async with asyncio.TaskGroup() as tg:

@@ -6,7 +6,7 @@ facts (what exists, what runs, exit codes, timestamps, logs). Keeping the same s
 pod worker drive a runtime of real processes and a simulated one for thousands of nodes, and
 lets one contract suite (`tests/kubelet/runtime_contract.py`) hold every implementation to it.
 
-Optional capabilities (events instead of relisting, logs, exec) are separate
+Optional capabilities (events instead of relisting, logs, exec, streaming exec/attach) are separate
 `runtime_checkable` Protocols; the kubelet falls back when a runtime lacks them.
 """
 
@@ -50,6 +50,16 @@ class SandboxStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Mount:
+    """One bind mount into a container (CRI Mount, trimmed): `host_path` appears at
+    `container_path`; `read_only` makes that view read-only."""
+
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerConfig:
     """What one container is made from (CRI ContainerConfig, trimmed)."""
 
@@ -63,6 +73,14 @@ class ContainerConfig:
     """The restart count this container instance will carry."""
     annotations: Mapping[str, str] = field(default_factory=dict)
     """The pod's annotations (the simulated runtime takes its lifecycle from them)."""
+    stdin: bool = False
+    """Keep the main process's stdin open for `attach` (the container's `stdin`)."""
+    stdin_once: bool = False
+    """Close that stdin when the first attached client detaches (`stdinOnce`)."""
+    tty: bool = False
+    """Run the main process on a terminal (`tty`): one output stream, resizable."""
+    mounts: tuple[Mount, ...] = ()
+    """The container's volume mounts, already resolved to host paths by the volume manager."""
 
 
 class ContainerState(enum.Enum):
@@ -177,6 +195,50 @@ class LogsRuntime(Protocol):
 class ExecRuntime(Protocol):
     async def exec_sync(self, container_id: str, cmd: Sequence[str], *, timeout: float) -> ExecResult:
         """Run `cmd` in the container's environment; raises TimeoutError after `timeout`."""
+
+
+@runtime_checkable
+class IsolatingRuntime(Protocol):
+    def isolation_problem(self, container_id: str) -> str:
+        """Why this started container did not get its own mount and UTS namespaces (so its
+        mounts and hostname were skipped), or "" when it did."""
+
+
+class StreamSession(Protocol):
+    """One exec or attach session: the runtime's end of the streams kubectl sees.
+
+    Output comes as (1, bytes) for stdout and (2, bytes) for stderr (with a tty everything is
+    stdout) until every stream ended; then `wait()` gives the exit code (an attach ends with 0
+    when the container ends or the session detaches)."""
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]: ...
+
+    async def write_stdin(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None:
+        """End of input (v5's close of channel 0); output keeps flowing."""
+
+    def resize(self, width: int, height: int) -> None:
+        """A terminal size change; ignored without a tty."""
+
+    async def wait(self) -> int: ...
+
+    async def aclose(self) -> None:
+        """The client went away: an exec's process is killed, an attach detaches. Idempotent."""
+
+
+@runtime_checkable
+class StreamingRuntime(Protocol):
+    """CRI's Exec and Attach, streaming (the kubelet relays them over WebSocket channels).
+
+    Both raise NotFound for an unknown container and RuntimeServiceError (with the message the
+    user should see) when the session cannot be started."""
+
+    async def exec(self, container_id: str, cmd: Sequence[str], *, stdin: bool, tty: bool,
+                   size: tuple[int, int] | None = None) -> StreamSession:
+        """`size` (width, height) is the terminal's before the command starts (with `tty`)."""
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> StreamSession: ...
 
 
 class Runtime(RuntimeService, ImageService, Protocol):

@@ -1,4 +1,4 @@
-"""The kubelet's HTTPS endpoint: what the API server proxies `pods/log` to.
+"""The kubelet's HTTPS endpoint: what the API server proxies `pods/log`, `exec` and `attach` to.
 
 Like a kubelet started without `--tls-cert-file`, it serves a self-signed certificate it makes
 on first start (kept under the data dir), on loopback. One server answers for every node this
@@ -10,6 +10,11 @@ previous, tailLines, timestamps, limitBytes, sinceSeconds, sinceTime. Logs are k
 format and turned back into the text the container wrote (with `timestamps=true` each line is
 prefixed by its RFC 3339 timestamp). Errors are plain text with the kubelet's messages.
 
+`/exec/{namespace}/{pod}/{container}` and `/attach/...` (GET or POST) upgrade to WebSocket and
+speak the channel protocols (`streaming.py`).
+
+`GET /stats/summary` is the Summary API (cpu and memory) the API server's metrics come from (`stats.py`).
+
 Authentication of the API server (the real kubelet checks its client certificate and asks
 for a SubjectAccessReview) is not done: the endpoint listens on loopback only.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -28,8 +33,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from pykube_server.kubelet import portforward, stats, streaming
 from pykube_server.kubelet.kubelet import Kubelet
-from pykube_server.kubelet.runtime import ContainerState, ContainerStatus, LogsRuntime
+from pykube_server.kubelet.runtime import ContainerState, ContainerStatus, LogsRuntime, StreamingRuntime
 
 
 def self_signed(directory: Path, host: str = "127.0.0.1") -> ssl.SSLContext:
@@ -79,11 +85,18 @@ class LogServer:
         self.cert_dir = cert_dir
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self.stats = stats.StatsEndpoint(kubelets)
+        """`/stats/summary`: the Summary API metrics come from (`stats.py`)."""
 
     async def start(self, port: int = 0) -> int:
         app = web.Application()
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         app.router.add_get("/healthz", lambda _r: _text("ok", 200))
+        app.router.add_get("/stats/summary", self.stats.handle)
+        app.router.add_get("/portForward/{namespace}/{pod}", lambda r: portforward.serve(r, self.kubelets))
+        for kind in ("exec", "attach"):
+            for method in ("GET", "POST"):
+                app.router.add_route(method, f"/{kind}/{{namespace}}/{{pod}}/{{container}}", self.stream_handler(kind))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=self_signed(self.cert_dir))
@@ -92,6 +105,7 @@ class LogServer:
         return self.port
 
     async def aclose(self) -> None:
+        await self.stats.aclose()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -133,6 +147,32 @@ class LogServer:
         await _stream(resp, kubelet.runtime.container_logs(target.id, follow=follow), q)
         await resp.write_eof()
         return resp
+
+
+    def stream_handler(self, kind: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.stream(request, kind)
+        return handle
+
+    async def stream(self, request: web.Request, kind: str) -> web.StreamResponse:
+        """`/exec` and `/attach`: the latest running instance of the container (the kubelet
+        looks among running containers only, hence its `container not found` for one that is
+        waiting or has exited)."""
+        ns, pod, name = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        found = await self._instances(ns, pod, name)
+        if found is None:
+            return streaming.error_response("pod does not exist", 404)
+        kubelet, instances = found
+        running = [c for c in instances if c.state is ContainerState.RUNNING]
+        if not running:
+            return streaming.error_response(f'container not found ("{name}")', 404)
+        try:
+            opts = streaming.parse_options(request.query)
+        except ValueError as exc:
+            return streaming.error_response(str(exc), 400)
+        if not isinstance(kubelet.runtime, StreamingRuntime):
+            return streaming.error_response(f"{kind} is not supported by this runtime", 500)
+        return await streaming.serve(request, kubelet.runtime, running[-1].id, kind=kind, opts=opts)
 
 
 def _waiting_reason(kubelet: Kubelet, ns: str, pod: str, name: str) -> str:

@@ -130,6 +130,7 @@ class ServiceStrategy(Strategy):
 
 class ReplicaSetStrategy(Strategy):
     tracks_generation = True
+    initial_status = {"replicas": 0}   # int32 without omitempty: a new ReplicaSet shows it as 0
     selectable = {"status.replicas": lambda o: str((o.get("status") or {}).get("replicas", 0))}
 
 
@@ -140,6 +141,20 @@ class JobStrategy(Strategy):
 
 class GenerationStrategy(Strategy):
     tracks_generation = True
+
+
+class ReplicasStatusStrategy(GenerationStrategy):
+    """ReplicationController and StatefulSet: `status.replicas` has no omitempty, so a new object
+    shows it as 0 before its controller first writes status."""
+
+    initial_status = {"replicas": 0}
+
+
+class DaemonSetStrategy(GenerationStrategy):
+    """The four int32 counts of DaemonSetStatus have no omitempty: 0 until the controller writes."""
+
+    initial_status = {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                      "numberReady": 0}
 
 
 class PodDisruptionBudgetStrategy(GenerationStrategy):
@@ -159,11 +174,11 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "events"): EventStrategy,
     ("events.k8s.io", "events"): EventStrategy,
     ("", "services"): ServiceStrategy,
-    ("", "replicationcontrollers"): GenerationStrategy,
+    ("", "replicationcontrollers"): ReplicasStatusStrategy,
     ("apps", "replicasets"): ReplicaSetStrategy,
     ("apps", "deployments"): GenerationStrategy,
-    ("apps", "statefulsets"): GenerationStrategy,
-    ("apps", "daemonsets"): GenerationStrategy,
+    ("apps", "statefulsets"): ReplicasStatusStrategy,
+    ("apps", "daemonsets"): DaemonSetStrategy,
     ("batch", "jobs"): JobStrategy,
     ("batch", "cronjobs"): GenerationStrategy,
     ("autoscaling", "horizontalpodautoscalers"): GenerationStrategy,

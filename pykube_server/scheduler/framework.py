@@ -183,6 +183,22 @@ class ScoreNormalizer(Protocol):
         """Rescale `scores` (node name -> raw score) in place to 0..MAX_NODE_SCORE."""
 
 
+@runtime_checkable
+class ReservePlugin(Protocol):
+    def reserve(self, state: CycleState, pod: PodInfo, node_name: str) -> Status | None:
+        """Claim what the pod will use on the chosen node before binding starts (kube's Reserve)."""
+
+    def unreserve(self, state: CycleState, pod: PodInfo, node_name: str) -> None:
+        """Undo `reserve` when a later step fails."""
+
+
+@runtime_checkable
+class PreBindPlugin(Protocol):
+    async def pre_bind(self, state: CycleState, pod: PodInfo, node_name: str) -> Status | None:
+        """The asynchronous work that must be done before the pod is bound (e.g. binding its
+        volumes); runs in the binding task, off the scheduling cycle, so it may await."""
+
+
 def default_normalize(scores: dict[str, int], *, reverse: bool = False) -> None:
     """helper.DefaultNormalizeScore: scale so the highest becomes 100 (reversed: lowest)."""
     top = max(scores.values(), default=0)
@@ -200,6 +216,8 @@ class Handle:
 
     all_nodes: Callable[[], list[NodeInfo]] = list
     namespace_labels: Callable[[str], Mapping[str, str]] = lambda ns: {}
+    volumes: Any = None
+    """PVCs, PVs and StorageClasses for the volume plugins (`scheduler.volumes.VolumeStore`)."""
 
 
 PluginFactory: TypeAlias = Callable[[Mapping[str, Any], Handle], Any]

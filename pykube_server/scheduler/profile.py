@@ -1,7 +1,8 @@
 """Profiles as data: which plugins run at each extension point, with which weights and args.
 
 `DEFAULT_PROFILE` is kube-scheduler 1.33's default plugin set in its order, minus the plugins
-pykube lacks (volume plugins, ImageLocality, DynamicResources). `profiles_from_config()` reads
+pykube lacks (VolumeRestrictions, NodeVolumeLimits, VolumeZone, ImageLocality, DynamicResources);
+VolumeBinding filters (its capacity score is alpha in 1.33, so it has no score weight). `profiles_from_config()` reads
 the real `KubeSchedulerConfiguration` (kubescheduler.config.k8s.io/v1) subset: profiles with
 `schedulerName`, `plugins.{multiPoint,filter,score}.{enabled,disabled}` (weights included,
 `*` to disable all), `pluginConfig` args and `percentageOfNodesToScore`.
@@ -17,7 +18,7 @@ DEFAULT_SCHEDULER_NAME = "default-scheduler"
 CONFIG_API_VERSION = "kubescheduler.config.k8s.io/v1"
 
 DEFAULT_FILTERS = ("NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts",
-                   "NodeResourcesFit", "PodTopologySpread", "InterPodAffinity")
+                   "NodeResourcesFit", "VolumeBinding", "PodTopologySpread", "InterPodAffinity")
 DEFAULT_SCORES = (("TaintToleration", 3), ("NodeAffinity", 2), ("NodeResourcesFit", 1),
                   ("PodTopologySpread", 2), ("InterPodAffinity", 2), ("NodeResourcesBalancedAllocation", 1))
 FILTER_CAPABLE = frozenset(DEFAULT_FILTERS)

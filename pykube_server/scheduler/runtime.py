@@ -26,8 +26,10 @@ from pykube_server.scheduler.framework import (
     NodeInfo,
     PluginFactory,
     PodInfo,
+    PreBindPlugin,
     PreFilterPlugin,
     PreScorePlugin,
+    ReservePlugin,
     ScoreNormalizer,
     ScorePlugin,
     Status,
@@ -70,6 +72,8 @@ class Framework:
         self.filters = [instances[n] for n in profile.filters if isinstance(instances[n], FilterPlugin)]
         self.pre_filters = [instances[n] for n in profile.filters if isinstance(instances[n], PreFilterPlugin)]
         self.scores = [(instances[n], w) for n, w in profile.scores if isinstance(instances[n], ScorePlugin)]
+        self.reserves = [instances[n] for n in profile.filters if isinstance(instances[n], ReservePlugin)]
+        self.pre_binds = [instances[n] for n in profile.filters if isinstance(instances[n], PreBindPlugin)]
 
     # -- filtering ------------------------------------------------------------------------
     def run_pre_filters(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
@@ -125,6 +129,28 @@ class Framework:
         if nodes:
             self._next_start = (self._next_start + processed) % len(nodes)
         return FilterResult(feasible, diagnosis)
+
+    # -- reserve and pre-bind -------------------------------------------------------------
+    def run_reserve(self, state: CycleState, pod: PodInfo, node_name: str) -> Status | None:
+        """Reserve in order; on a failure, the plugins already reserved are unreserved."""
+        for i, plugin in enumerate(self.reserves):
+            status = plugin.reserve(state, pod, node_name)
+            if status is not None and status.code is not Code.SKIP:
+                for done in reversed(self.reserves[:i + 1]):
+                    done.unreserve(state, pod, node_name)
+                return Status(status.code, status.reasons, plugin.name)
+        return None
+
+    def run_unreserve(self, state: CycleState, pod: PodInfo, node_name: str) -> None:
+        for plugin in reversed(self.reserves):
+            plugin.unreserve(state, pod, node_name)
+
+    async def run_pre_bind(self, state: CycleState, pod: PodInfo, node_name: str) -> Status | None:
+        for plugin in self.pre_binds:
+            status = await plugin.pre_bind(state, pod, node_name)
+            if status is not None and status.code is not Code.SKIP:
+                return Status(status.code, status.reasons, plugin.name)
+        return None
 
     # -- scoring --------------------------------------------------------------------------
     def score_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> dict[str, int]:

@@ -23,7 +23,7 @@ from pykube_server.api.types import Obj
 from pykube_server.client.clock import REAL_CLOCK, Clock
 from pykube_server.client.events import NORMAL, WARNING, EventRecorder, format_time
 from pykube_server.client.informer import FuncHandler, InformerFactory
-from pykube_server.client.rest import NAMESPACES, NODES, PODS, Client, PatchType, TransportError
+from pykube_server.client.rest import NAMESPACES, NODES, PODS, Client, PatchType, Resource, TransportError
 from pykube_server.scheduler.cache import Cache, node_name_of
 from pykube_server.scheduler.framework import (
     NO_NODES,
@@ -38,6 +38,7 @@ from pykube_server.scheduler.preemption import Preemptor
 from pykube_server.scheduler.profile import DEFAULT_PROFILE, Profile
 from pykube_server.scheduler.queue import QueueClosed, QueuedPodInfo, SchedulingQueue
 from pykube_server.scheduler.runtime import Framework
+from pykube_server.scheduler.volumes import InformerVolumeStore
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ UNFINISHED_POD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 # Which rejections an event can undo (a coarse form of kube's queueing hints).
 ON_ASSIGNED_POD_DELETE = ("NodeResourcesFit", "NodePorts", "InterPodAffinity", "PodTopologySpread")
 ON_ASSIGNED_POD_ADD = ("InterPodAffinity", "PodTopologySpread")
+ON_STORAGE_CHANGE = ("VolumeBinding",)
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,16 @@ class Scheduler:
         self.queue = SchedulingQueue(clock=clock, initial_backoff=settings.initial_backoff_seconds,
                                      max_backoff=settings.max_backoff_seconds)
         self._namespaces = informers.lister(NAMESPACES)
-        handle = Handle(all_nodes=self.cache.node_list, namespace_labels=self._namespace_labels)
+        self._volumes = InformerVolumeStore(client, informers)
+        for informer in (self._volumes.claims, self._volumes.pvs, self._volumes.classes):
+            informer.add_handler(FuncHandler(self._storage_changed, lambda old, new: self._storage_changed(new),
+                                             self._storage_changed))
+        handle = Handle(all_nodes=self.cache.node_list, namespace_labels=self._namespace_labels, volumes=self._volumes)
         self.frameworks: dict[str, Framework] = {
             p.scheduler_name: Framework(p, PLUGINS, handle, percentage_of_nodes_to_score=settings.percentage_of_nodes_to_score)
             for p in profiles}
-        self._preemptor = Preemptor(client, recorder, self.cache)
+        budgets = informers.lister(Resource("policy", "v1", "poddisruptionbudgets"))
+        self._preemptor = Preemptor(client, recorder, self.cache, budgets=lambda: budgets.list())
         self._informers = informers
         self._pods = informers.informer(PODS, namespace="", field_selector=UNFINISHED_POD_SELECTOR)
         self._nodes = informers.informer(NODES)
@@ -146,6 +153,10 @@ class Scheduler:
     def _node_deleted(self, node: Obj) -> None:
         self.cache.remove_node(node)
 
+    def _storage_changed(self, obj: Obj) -> None:
+        """A claim, volume or class changed: pods VolumeBinding refused may fit now."""
+        self.queue.move_all(ON_STORAGE_CHANGE)
+
     # -- running --------------------------------------------------------------------------
     async def run(self) -> None:
         """Schedule until cancelled (informers must be running: `InformerFactory.run()`)."""
@@ -185,11 +196,16 @@ class Scheduler:
             await self._failed(queued, message, diagnosis.rejecting_plugins, UNSCHEDULABLE, nominated=nominated)
             return
         assumed = self.cache.assume(queued.info, host)
+        status = fwk.run_reserve(state, queued.info, host)
+        if status is not None:
+            self.cache.forget(queued.key)
+            await self._failed(queued, status.message, {status.plugin}, SCHEDULER_ERROR)
+            return
         self.queue.done(queued.key)
         if self._binds is not None:
-            self._binds.create_task(self._bind(queued, assumed, host))
+            self._binds.create_task(self._bind(queued, assumed, host, fwk, state))
         else:
-            await self._bind(queued, assumed, host)
+            await self._bind(queued, assumed, host, fwk, state)
 
     def _nominated(self) -> dict[str, list[PodInfo]]:
         """Pending pods by the node preemption nominated them to."""
@@ -208,7 +224,19 @@ class Scheduler:
         return bool((current.get("metadata") or {}).get("deletionTimestamp")) or bool(node_name_of(current)) \
             or self.cache.has_pod(key)
 
-    async def _bind(self, queued: QueuedPodInfo, assumed: PodInfo, host: str) -> None:
+    async def _bind(self, queued: QueuedPodInfo, assumed: PodInfo, host: str, fwk: Framework,
+                    state: CycleState) -> None:
+        """PreBind plugins (binding the pod's volumes), then `pods/binding`."""
+        status = await fwk.run_pre_bind(state, queued.info, host)
+        if status is not None:
+            fwk.run_unreserve(state, queued.info, host)
+            self.cache.forget(queued.key)
+            message = f'running PreBind plugin "{status.plugin}": {status.message}'
+            log.info("pre-binding %s to %s failed: %s", queued.key, host, message)
+            self._recorder.event(queued.pod, WARNING, "FailedScheduling", message)
+            self.queue.add_backoff(queued)
+            await self._update_condition(queued.pod, SCHEDULER_ERROR, message, "")
+            return
         meta = queued.pod["metadata"]
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": meta["name"], "namespace": meta.get("namespace", ""), "uid": meta.get("uid", "")},
@@ -219,6 +247,7 @@ class Scheduler:
         except (errors.StatusError, TransportError) as exc:
             text = exc.message if isinstance(exc, errors.StatusError) else str(exc)
             log.info("binding %s to %s failed: %s", queued.key, host, text)
+            fwk.run_unreserve(state, queued.info, host)
             self.cache.forget(queued.key)
             if isinstance(exc, errors.NotFound):
                 return

@@ -8,10 +8,13 @@ translation, not a re-implementation:
   kube-apiserver writes them) encoded as UTF-8; values are the JSON bytes. UTF-8 byte order is
   code-point order, so etcd's key order is the order the other backends give. Over the gateway
   both travel base64-encoded and every int64 is a JSON string.
-* **Revisions.** etcd's own create/mod revisions, shifted by one: an empty etcd is at revision
-  1 and its first write gets 2, while the `Backend` contract counts the empty store as 0 and its
-  first write as 1. `REVISION_OFFSET` is subtracted from everything etcd reports and added to
-  everything sent; order, equality and gaps are etcd's.
+* **Revisions.** etcd's own create/mod revisions, shifted: an empty etcd is at revision 1 and
+  its first write gets 2, while the `Backend` contract counts the empty store as 0 and its first
+  write as 1. The offset (`REVISION_OFFSET` unless etcd holds another one under
+  `OFFSET_KEY`, read at open) is subtracted from everything etcd reports and added to
+  everything sent; order, equality and gaps are etcd's. `pykube-server migrate` stores a smaller
+  (even negative) offset so a migrated cluster's revisions continue above the source's: every
+  resourceVersion a client saw before the move stays lower than any after it.
 * **Writes are single transactions.** `create` puts under `create_revision(key) == 0`;
   `update`/`delete` under `mod_revision(key) == expected` (or `> 0` when unconditional, so a
   missing key is KeyNotFound). The failure branch reads the key, so a failed write returns the
@@ -68,7 +71,9 @@ from pykube_server.storage.backend import (
 log = logging.getLogger(__name__)
 
 REVISION_OFFSET = 1
-"""etcd revision = Backend revision + REVISION_OFFSET (an empty etcd is at revision 1)."""
+"""etcd revision = Backend revision + offset; this default makes an empty etcd Backend revision 0."""
+OFFSET_KEY = "/pykube/revision-offset"
+"""Where a non-default offset is kept (decimal ASCII); outside /registry/, so no API reads it."""
 REQUEST_TIMEOUT_SECONDS = 15.0
 """A unary request that takes longer fails (etcd's own request timeout is 5-7 s)."""
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -134,34 +139,34 @@ def prefix_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
-def _rev(value: Any) -> int:
+def _rev(value: Any, offset: int) -> int:
     """A revision as etcd reports it (JSON string, absent = 0) in Backend numbering."""
-    return int(value or 0) - REVISION_OFFSET
+    return int(value or 0) - offset
 
 
-def _kv(raw: dict[str, Any]) -> KeyValue:
+def _kv(raw: dict[str, Any], offset: int) -> KeyValue:
     return KeyValue(
         _unb64(raw.get("key")).decode("utf-8"),
         _unb64(raw.get("value")),
-        _rev(raw.get("create_revision")),
-        _rev(raw.get("mod_revision")),
+        _rev(raw.get("create_revision"), offset),
+        _rev(raw.get("mod_revision"), offset),
     )
 
 
-def _header_revision(body: dict[str, Any]) -> int:
-    return _rev((body.get("header") or {}).get("revision"))
+def _header_revision(body: dict[str, Any], offset: int) -> int:
+    return _rev((body.get("header") or {}).get("revision"), offset)
 
 
-def _event(raw: dict[str, Any]) -> Event:
+def _event(raw: dict[str, Any], offset: int) -> Event:
     kv, prev_raw = raw["kv"], raw.get("prev_kv")
-    prev = _kv(prev_raw) if prev_raw else None
+    prev = _kv(prev_raw, offset) if prev_raw else None
     if raw.get("type") == "DELETE":
         key = _unb64(kv.get("key")).decode("utf-8")
         # etcd omits prev_kv when the previous revision is already compacted; the value is then
         # unknown, and an empty object stands in for it so consumers can still decode it.
         value, created = (prev.value, prev.create_revision) if prev else (b"{}", 0)
-        return Event("delete", KeyValue(key, value, created, _rev(kv.get("mod_revision"))), prev)
-    return Event("put", _kv(kv), prev)
+        return Event("delete", KeyValue(key, value, created, _rev(kv.get("mod_revision"), offset)), prev)
+    return Event("put", _kv(kv, offset), prev)
 
 
 class _KeyLocks:
@@ -218,6 +223,8 @@ class EtcdBackend:
         self.endpoints = [e.rstrip("/") if "://" in e else f"{scheme}://{e}" for e in endpoints]
         self.compacted_revision = 0
         """Reads and watches from revisions below this raise `Compacted` (Backend numbering)."""
+        self.offset = REVISION_OFFSET
+        """etcd revision - Backend revision (see `OFFSET_KEY`)."""
         self._current = 0
         self._ssl: ssl.SSLContext | bool = tls.context() if tls is not None else False
         self._unary = self._session()
@@ -253,6 +260,7 @@ class EtcdBackend:
                         break
                     except EtcdUnavailable:
                         await asyncio.sleep(0.2)
+            await backend._load_offset()
             await backend._learn_compacted_revision()
         except BaseException:
             await backend.aclose()
@@ -322,7 +330,7 @@ class EtcdBackend:
         if revision:
             if revision < self.compacted_revision:
                 raise Compacted(key, self.compacted_revision)
-            body["revision"] = revision + REVISION_OFFSET
+            body["revision"] = revision + self.offset
         try:
             return await self._call("/v3/kv/range", body, idempotent=True)
         except EtcdError as exc:
@@ -351,11 +359,35 @@ class EtcdBackend:
                 contextlib.aclosing(self._watch_stream(request)) as stream:
             async for result in stream:
                 if result.get("canceled") or result.get("compact_revision"):
-                    self._note_compacted(_rev(result.get("compact_revision")))
+                    self._note_compacted(_rev(result.get("compact_revision"), self.offset))
                     return
 
     def _note_compacted(self, revision: int) -> None:
         self.compacted_revision = max(self.compacted_revision, revision)
+
+    async def _load_offset(self) -> None:
+        body = await self._call("/v3/kv/range", {"key": _b64(OFFSET_KEY.encode())}, idempotent=True)
+        kvs = body.get("kvs")
+        if kvs:
+            self.offset = int(_unb64(kvs[0].get("value")).decode("ascii"))
+
+    async def start_revisions_after(self, revision: int) -> int:
+        """Renumber so that every later revision is above `revision` (a migration's source
+        revision) and above every revision this store has handed out so far; history before
+        the renumbering is compacted away, since its old numbers would now overlap.
+        Returns the new current revision. Only for a store no API server is using."""
+        raw = int((await self._call("/v3/kv/range", {"key": _b64(OFFSET_KEY.encode()), "count_only": True},
+                                    idempotent=True)).get("header", {}).get("revision") or 0)
+        # The offset key's own write lands at some etcd revision > raw; with this offset it maps
+        # above both the floor and the current Backend revision (raw - self.offset).
+        offset = min(self.offset, raw - revision)
+        body = await self._call("/v3/kv/put", {"key": _b64(OFFSET_KEY.encode()),
+                                               "value": _b64(str(offset).encode())}, idempotent=False)
+        written = int(body.get("header", {}).get("revision") or 0)
+        self.offset = offset
+        await self._call("/v3/kv/compaction", {"revision": written}, idempotent=True)
+        self._note_compacted(written - offset)
+        return written - offset
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -364,7 +396,7 @@ class EtcdBackend:
         kvs = body.get("kvs")
         if not kvs:
             raise KeyNotFound(key)
-        return _kv(kvs[0])
+        return _kv(kvs[0], self.offset)
 
     async def scan(self, prefix: str, *, revision: int = 0, after: str = "", limit: int = 0) -> Page:
         start = after.encode() + b"\0" if after >= prefix else prefix.encode()
@@ -372,13 +404,13 @@ class EtcdBackend:
         if limit:
             request["limit"] = limit
         body = await self._read(prefix, request, revision)
-        items = [_kv(raw) for raw in body.get("kvs") or ()]
-        return Page(items, revision or _header_revision(body), bool(body.get("more")))
+        items = [_kv(raw, self.offset) for raw in body.get("kvs") or ()]
+        return Page(items, revision or _header_revision(body, self.offset), bool(body.get("more")))
 
     async def current_revision(self) -> int:
         body = await self._call("/v3/kv/range", {"key": _b64(_PROBE_KEY), "count_only": True},
                                 idempotent=True)
-        return _header_revision(body)
+        return _header_revision(body, self.offset)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -393,17 +425,15 @@ class EtcdBackend:
         async with self._key_locks.lock(key):
             return await self._call("/v3/kv/txn", body, idempotent=False)
 
-    @staticmethod
-    def _current_of(body: dict[str, Any]) -> KeyValue | None:
+    def _current_of(self, body: dict[str, Any]) -> KeyValue | None:
         """The key as the failure branch read it (None: it does not exist)."""
         responses = body.get("responses") or [{}]
         kvs = (responses[0].get("response_range") or {}).get("kvs")
-        return _kv(kvs[0]) if kvs else None
+        return _kv(kvs[0], self.offset) if kvs else None
 
-    @staticmethod
-    def _expect(expected: int) -> dict[str, Any]:
+    def _expect(self, expected: int) -> dict[str, Any]:
         if expected:
-            return {"target": "MOD", "result": "EQUAL", "mod_revision": expected + REVISION_OFFSET}
+            return {"target": "MOD", "result": "EQUAL", "mod_revision": expected + self.offset}
         return {"target": "MOD", "result": "GREATER", "mod_revision": 0}
 
     def _failed(self, key: str, body: dict[str, Any]) -> Exception:
@@ -421,7 +451,7 @@ class EtcdBackend:
         if not body.get("succeeded"):
             current = self._current_of(body)
             raise KeyExists(key, current.mod_revision if current else 0)
-        return _header_revision(body)
+        return _header_revision(body, self.offset)
 
     async def update(self, key: str, value: bytes, *, revision: int) -> int:
         """`revision` 0 means unconditional (the key must still exist), as for `delete`."""
@@ -431,7 +461,7 @@ class EtcdBackend:
         )
         if not body.get("succeeded"):
             raise self._failed(key, body)
-        return _header_revision(body)
+        return _header_revision(body, self.offset)
 
     async def delete(self, key: str, *, revision: int = 0) -> KeyValue:
         body = await self._txn(
@@ -441,8 +471,8 @@ class EtcdBackend:
         if not body.get("succeeded"):
             raise self._failed(key, body)
         deleted = (body.get("responses") or [{}])[0].get("response_delete_range") or {}
-        prev = _kv((deleted.get("prev_kvs") or [{}])[0])
-        return KeyValue(key, prev.value, prev.create_revision, _header_revision(body))
+        prev = _kv((deleted.get("prev_kvs") or [{}])[0], self.offset)
+        return KeyValue(key, prev.value, prev.create_revision, _header_revision(body, self.offset))
 
     # -- watch ---------------------------------------------------------------------------
 
@@ -457,7 +487,7 @@ class EtcdBackend:
         while not self._closed:
             request = {"create_request": {
                 "key": _b64(key), "range_end": _b64(prefix_end(key)),
-                "start_revision": cursor + 1 + REVISION_OFFSET,
+                "start_revision": cursor + 1 + self.offset,
                 "prev_kv": True, "progress_notify": True,
             }}
             try:
@@ -466,7 +496,7 @@ class EtcdBackend:
                         self._check_cancelled(prefix, result)
                         pause = 0.05
                         for raw in result.get("events") or ():
-                            event = _event(raw)
+                            event = _event(raw, self.offset)
                             cursor = event.kv.mod_revision
                             yield event
             except (aiohttp.ClientError, OSError, TimeoutError, EtcdUnavailable) as exc:
@@ -482,7 +512,7 @@ class EtcdBackend:
         """Raise for a watch response that ends the watch (compaction or another reason)."""
         if not (result.get("canceled") or result.get("compact_revision")):
             return
-        compact = _rev(result.get("compact_revision"))
+        compact = _rev(result.get("compact_revision"), self.offset)
         if compact > 0 or _COMPACTED in str(result.get("cancel_reason")):
             self._note_compacted(compact)
             raise Compacted(prefix, self.compacted_revision)
@@ -540,7 +570,7 @@ class EtcdBackend:
         if revision <= self.compacted_revision:
             return
         try:
-            await self._call("/v3/kv/compaction", {"revision": revision + REVISION_OFFSET},
+            await self._call("/v3/kv/compaction", {"revision": revision + self.offset},
                              idempotent=True)
         except EtcdError as exc:
             translated = await self._translate("", exc)

@@ -32,9 +32,10 @@ async def limited_app(limits: Limits, release: asyncio.Event) -> web.Application
     return app
 
 
-async def test_over_the_inflight_limit_is_429_with_retry_after() -> None:
+async def test_over_the_inflight_limit_waits_then_is_429_with_retry_after() -> None:
     release = asyncio.Event()
-    async with TestClient(TestServer(await limited_app(Limits(max_inflight=2, max_mutating_inflight=1), release))) as client:
+    limits = Limits(max_inflight=2, max_mutating_inflight=1, queue_wait=0.3)
+    async with TestClient(TestServer(await limited_app(limits, release))) as client:
         held = [asyncio.create_task(client.get("/api/v1/pods")) for _ in range(2)]
         held.append(asyncio.create_task(client.post("/api/v1/namespaces/a/pods", data=b"{}")))
         await asyncio.sleep(0.2)
@@ -46,10 +47,11 @@ async def test_over_the_inflight_limit_is_429_with_retry_after() -> None:
         assert body["reason"] == "TooManyRequests" and body["details"] == {"retryAfterSeconds": 1}
         assert (await client.delete("/api/v1/namespaces/a/pods/p")).status == 429  # mutating limit is 1
         watch = asyncio.create_task(client.get("/api/v1/pods?watch=true"))  # long-running: not counted
+        queued = asyncio.create_task(client.get("/api/v1/pods"))  # waits for a seat...
         await asyncio.sleep(0.1)
         assert not watch.done()
-        release.set()
-        assert [r.status for r in await asyncio.gather(*held, watch)] == [200, 200, 200, 200]
+        release.set()  # ...which frees up before its wait is over
+        assert [r.status for r in await asyncio.gather(*held, watch, queued)] == [200, 200, 200, 200, 200]
 
 
 async def test_timeout_is_504_and_body_limit_is_413() -> None:

@@ -85,6 +85,32 @@ async def test_lease_is_held_and_renewed(kubelet) -> None:  # type: ignore[no-un
     second = await lease()
     assert second["spec"]["renewTime"] > first["spec"]["renewTime"]
 
+    # A renewal is one request: the Lease written last time is updated without reading it first
+    # (client-go's lease controller); someone else's write (a Conflict) makes it read again.
+    calls: list[str] = []
+    real_get, real_update = kl.client.get, kl.client.update
+
+    async def get(*args: Any, **kwargs: Any) -> Any:
+        calls.append("get")
+        return await real_get(*args, **kwargs)
+
+    async def update(*args: Any, **kwargs: Any) -> Any:
+        calls.append("update")
+        return await real_update(*args, **kwargs)
+
+    kl.client.get, kl.client.update = get, update
+    try:
+        await kl.renew_lease()
+        assert calls == ["update"]
+        stale = await lease()
+        stale["metadata"]["labels"] = {"touched": "yes"}
+        await client.update(LEASES, stale)
+        calls.clear()
+        await kl.renew_lease()
+        assert calls == ["update", "get", "update"]
+    finally:
+        kl.client.get, kl.client.update = real_get, real_update
+
 
 async def test_node_status_written_only_when_changed_or_due(kubelet) -> None:  # type: ignore[no-untyped-def]
     kl, _ = kubelet

@@ -16,7 +16,7 @@ Plugins live in their own modules and are listed in `plugins.py`, in kube's orde
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pykube_server.apiserver.authn import UserInfo
@@ -50,6 +50,9 @@ class Attributes:
     old: Obj | None = None
     dry_run: bool = False
     options: Obj | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Warnings for the client (admission webhooks'); one list shared by every copy made for
+    this request, which the handler sends back as `Warning` headers (see `warnings_of`)."""
 
     def is_(self, group: str, resource: str, subresource: str = "") -> bool:
         """True for the given group/resource/subresource (the check every plugin starts with)."""
@@ -118,6 +121,11 @@ class RequestAdmission:
     async def validate(self, obj: Obj | None, old: Obj | None, operation: str | None = None) -> None:
         if self.chain.validating:
             await self.chain.validate(self._attributes(obj, old, operation))
+
+
+def warnings_of(admission: RequestAdmission | None) -> list[str]:
+    """The warnings this request's admission collected (none when it was not admitted)."""
+    return list(dict.fromkeys(admission.base.warnings)) if admission is not None else []  # a retried update adds them again
 
 
 def build_chain(server: APIServer, enabled: Iterable[str] = (), disabled: Iterable[str] = ()) -> Chain:

@@ -22,12 +22,26 @@ def _lazy(module: str, cls: str) -> Any:
 
 # kube's AllOrderedPlugins, restricted to the ones we have.
 ORDERED: dict[str, Any] = {
+    "LimitRanger": _lazy("limitranger", "LimitRanger"),
+    "ServiceAccount": _lazy("serviceaccount", "ServiceAccount"),
     "Priority": _lazy("priority", "Priority"),
     "DefaultTolerationSeconds": _lazy("tolerations", "DefaultTolerationSeconds"),
+    "DefaultStorageClass": _lazy("defaultstorageclass", "DefaultStorageClass"),
+    "StorageObjectInUseProtection": _lazy("storageprotection", "StorageObjectInUseProtection"),
+    "MutatingAdmissionWebhook": _lazy("webhook.dispatch", "MutatingAdmissionWebhook"),
+    "ValidatingAdmissionWebhook": _lazy("webhook.dispatch", "ValidatingAdmissionWebhook"),
+    "ResourceQuota": _lazy("resourcequota", "ResourceQuota"),
 }
 
 # kube-apiserver 1.33's default-on set, restricted to the ones we have.
 DEFAULT_ON: tuple[str, ...] = (
+    "LimitRanger",
+    "ServiceAccount",
     "Priority",
     "DefaultTolerationSeconds",
+    "DefaultStorageClass",
+    "StorageObjectInUseProtection",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionWebhook",
+    "ResourceQuota",
 )

@@ -23,6 +23,7 @@ from pykube_server.api.patch import (
     apply_strategic_merge_patch,
 )
 from pykube_server.api.selectors import selector_from_object
+from pykube_server.apiserver.admission import warnings_of
 from pykube_server.apiserver.handlers.common import Call, respond, success_status
 from pykube_server.apiserver.negotiation import content_type_of, decode_body
 from pykube_server.registry import managedfields
@@ -124,8 +125,8 @@ async def create(call: Call) -> web.StreamResponse:
         user = call.request.get(authn.USER) or authn.ANONYMOUS  # who asks, never what the body claims
         set_requester(body, user.username, user.uid, user.groups, dict(user.extra))
     obj = await call.store.create(call.namespace, body, dry_run=call.dry_run, managed=_recorder(call),
-                                  admission=call.admission())
-    return respond(call, obj, 201, warnings)
+                                  admission=(admission := call.admission()))
+    return respond(call, obj, 201, warnings + warnings_of(admission))
 
 
 # -- update (PUT) ----------------------------------------------------------------------------
@@ -144,8 +145,8 @@ async def update(call: Call) -> web.StreamResponse:
 
     obj, created = await call.store.update(call.namespace, call.info.name, transform,
                                           subresource=call.info.subresource, dry_run=call.dry_run,
-                                          managed=_recorder(call), admission=call.admission())
-    return respond(call, obj, 201 if created else 200, warnings)
+                                          managed=_recorder(call), admission=(admission := call.admission()))
+    return respond(call, obj, 201 if created else 200, warnings + warnings_of(admission))
 
 
 # -- patch -----------------------------------------------------------------------------------
@@ -208,8 +209,8 @@ async def patch(call: Call) -> web.StreamResponse:
 
     obj, _ = await call.store.update(call.namespace, call.info.name, transform,
                                     subresource=call.info.subresource, dry_run=call.dry_run,
-                                    managed=_recorder(call), admission=call.admission())
-    return respond(call, obj, 200, warnings)
+                                    managed=_recorder(call), admission=(admission := call.admission()))
+    return respond(call, obj, 200, warnings + warnings_of(admission))
 
 
 def _kind(call: Call) -> managedfields.Kind:
@@ -250,8 +251,9 @@ async def _apply(call: Call, manifest: Any) -> web.StreamResponse:
 
     obj, was_created = await call.store.update(call.namespace, call.info.name, transform,
                                               subresource=call.info.subresource, dry_run=call.dry_run,
-                                              force_allow_create=True, managed=keep, admission=call.admission())
-    return respond(call, obj, 201 if was_created else 200, warnings)
+                                              force_allow_create=True, managed=keep,
+                                              admission=(admission := call.admission()))
+    return respond(call, obj, 201 if was_created else 200, warnings + warnings_of(admission))
 
 
 # -- scale -----------------------------------------------------------------------------------
@@ -340,11 +342,14 @@ def _deleted_details(call: Call, obj: Obj) -> Obj:
 async def delete(call: Call) -> web.StreamResponse:
     options = await delete_options(call)
     dry_run = call.dry_run or "All" in (options.get("dryRun") or [])
+    admission = call.admission(dry_run)
+    if admission is not None:  # webhooks receive the request's DeleteOptions
+        admission.base.options = {**options, "kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"}
     result = await call.store.delete(call.namespace, call.info.name, options, dry_run=dry_run,
-                                     admission=call.admission(dry_run))
+                                     admission=admission)
     if result.deleted and (call.spec.group, call.spec.plural) not in RETURNS_DELETED_OBJECT:
-        return respond(call, success_status(_deleted_details(call, result.obj)))
-    return respond(call, result.obj)
+        return respond(call, success_status(_deleted_details(call, result.obj)), warnings=warnings_of(admission))
+    return respond(call, result.obj, warnings=warnings_of(admission))
 
 
 async def delete_collection(call: Call) -> web.StreamResponse:

@@ -8,7 +8,8 @@ the pod says otherwise with annotations (a `.<container>` suffix narrows one to 
 
 Everything lives in dicts and timers on the injected clock, so a thousand nodes fit in one
 process and tests move time with a FakeClock. Exits are pushed through `container_events()`.
-Logs are one line saying the container is simulated; exec always succeeds.
+Logs are one line saying the container is simulated; exec_sync (probes) always succeeds, while
+streaming exec and attach (kubectl) fail with a message saying there is no process.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from dataclasses import replace
 
 from pykube_server.client.clock import REAL_CLOCK, Clock, Timer
 from pykube_server.kubelet.runtime import (
-    ContainerConfig, ContainerState, ContainerStatus, ExecResult, NotFound, SandboxConfig, SandboxState,
-    SandboxStatus,
+    ContainerConfig, ContainerState, ContainerStatus, ExecResult, NotFound, RuntimeServiceError, SandboxConfig,
+    SandboxState, SandboxStatus, StreamSession,
 )
 
 RUN_SECONDS_ANNOTATION = "pykube.io/simulate-run-seconds"
@@ -150,6 +151,15 @@ class FakeRuntime:
     async def exec_sync(self, container_id: str, cmd: Sequence[str], *, timeout: float) -> ExecResult:
         self._get(container_id)
         return ExecResult(0)
+
+    async def exec(self, container_id: str, cmd: Sequence[str], *, stdin: bool, tty: bool,
+                   size: tuple[int, int] | None = None) -> StreamSession:
+        c = self._get(container_id)
+        raise RuntimeServiceError(f"container {c.name} is simulated by pykube: it has no processes to exec in")
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> StreamSession:
+        c = self._get(container_id)
+        raise RuntimeServiceError(f"container {c.name} is simulated by pykube: it has no process to attach to")
 
     # --- images ------------------------------------------------------------------------------
     async def pull_image(self, image: str) -> int:

@@ -13,6 +13,10 @@ Images are not pulled. How an image becomes something runnable:
   `debian` use the host's own tools as they are.
 * the working directory is `workingDir`, else an empty per-pod directory under the data dir
   (not `/`, so that a `python -m http.server` does not serve the host's root).
+* as root, each container gets private mount and UTS namespaces (see `shim.py`): its volume
+  mounts bound at their mountPaths (mount points made by `mountpoints.py`) and the pod's
+  hostname; `exec_sync` joins them (`nsenter.py`). Without root, containers run unisolated and
+  `isolation_problem()` says so.
 
 Restart choice: containers outlive the kubelet. Every container has a detached shim
 (`shim.py`) that keeps its state in files (`containers/<id>/{config,state,exit}.json`), so a
@@ -25,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -37,8 +43,12 @@ from typing import Any
 
 from pykube_server.kubelet.runtime import (
     ContainerConfig, ContainerState, ContainerStatus, ExecResult, NotFound, RuntimeServiceError, SandboxConfig,
-    SandboxState, SandboxStatus,
+    SandboxState, SandboxStatus, StreamSession,
 )
+from pykube_server.kubelet.runtimes import mountpoints, nsenter
+from pykube_server.kubelet.runtimes.streams import AttachSession, ExecSession, attach_address
+
+log = logging.getLogger(__name__)
 
 SHIM = Path(__file__).with_name("shim.py")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -98,7 +108,7 @@ class ProcessRuntime:
         (self.root / "pods" / config.uid).mkdir(exist_ok=True)
         _write_json(sdir / "sandbox.json", {"id": sid, "uid": config.uid, "namespace": config.namespace,
                                             "name": config.name, "ip": config.ip, "state": "ready",
-                                            "created_at": time.time()})
+                                            "created_at": time.time(), "hostname": config.hostname or config.name})
         return sid
 
     def _sandbox(self, sandbox_id: str) -> dict[str, Any]:
@@ -124,9 +134,20 @@ class ProcessRuntime:
         await self.stop_pod_sandbox(sandbox_id)
         for c in await self.list_containers(sandbox_id=sandbox_id):
             await self.remove_container(c.id)
-        shutil.rmtree(self.root / "sandboxes" / sandbox_id, ignore_errors=True)
+        sandboxes = self.root / "sandboxes"
+        mountpoints.release(sandboxes / sandbox_id, sandboxes.iterdir(), self._mount_targets(but=sandbox_id))
+        shutil.rmtree(sandboxes / sandbox_id, ignore_errors=True)
         shutil.rmtree(self.root / "pods" / doc["uid"], ignore_errors=True)
         shutil.rmtree(self._pod_log_dir(doc), ignore_errors=True)
+
+    def _mount_targets(self, *, but: str) -> set[str]:
+        """Where the containers of other sandboxes have volumes mounted."""
+        out = set()
+        for cdir in (self.root / "containers").iterdir():
+            config = _read_json(cdir / "config.json") or {}
+            if config.get("sandbox_id") != but and config.get("isolate"):
+                out.update(target for _, target, _ in config["isolate"].get("mounts") or [])
+        return out
 
     async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
         out = []
@@ -150,10 +171,16 @@ class ProcessRuntime:
         env = {"PATH": f"{self._image_bin(config.image)}:{DEFAULT_PATH}", **config.env}
         cwd = config.working_dir or str(self.root / "pods" / sandbox["uid"])
         log_path = self._pod_log_dir(sandbox) / config.name / f"{config.attempt}.log"
-        _write_json(cdir / "config.json", {
+        isolate = None
+        if os.geteuid() == 0:  # private mount and UTS namespaces need root (see shim.py)
+            mountpoints.prepare(config.mounts, self.root / "sandboxes" / sandbox_id)
+            isolate = {"hostname": sandbox.get("hostname") or sandbox["name"],
+                       "mounts": [[m.host_path, m.container_path, m.read_only] for m in
+                                  sorted(config.mounts, key=lambda m: m.container_path.rstrip("/").count("/"))]}
+        _write_json(cdir / "config.json", {"isolate": isolate,
             "id": cid, "sandbox_id": sandbox_id, "name": config.name, "image": config.image,
             "attempt": config.attempt, "created_at": time.time(), "argv": argv, "env": env, "cwd": cwd,
-            "log_path": str(log_path)})
+            "log_path": str(log_path), "stdin": config.stdin, "stdin_once": config.stdin_once, "tty": config.tty})
         return cid
 
     def _image_bin(self, image: str) -> Path:
@@ -188,6 +215,26 @@ class ProcessRuntime:
             if time.monotonic() > deadline:
                 raise RuntimeServiceError("timed out waiting for the container shim")
             await asyncio.sleep(POLL_SECONDS)
+        problem = self.isolation_problem(container_id)
+        if problem:
+            log.warning("container %s runs without its own mount/UTS namespaces: %s", container_id, problem)
+
+    def container_pid(self, container_id: str) -> int | None:
+        """The container's main process (its own process group leader), for resource stats."""
+        state = _read_json(self.root / "containers" / container_id / "state.json") or {}
+        return int(state["pid"]) if state.get("pid") else None
+
+    def isolation_problem(self, container_id: str) -> str:
+        """Why a started container is not isolated (its mounts and hostname were skipped), or ""."""
+        cdir = self.root / "containers" / container_id
+        state = _read_json(cdir / "state.json") or {}
+        if state.get("isolated"):
+            return ""
+        if state.get("isolation_problem"):
+            return str(state["isolation_problem"])
+        if (_read_json(cdir / "config.json") or {}).get("isolate") is None:
+            return "the kubelet does not run as root"
+        return ""
 
     async def stop_container(self, container_id: str, *, timeout: float) -> None:
         cdir = self.root / "containers" / container_id
@@ -289,12 +336,18 @@ class ProcessRuntime:
 
     async def exec_sync(self, container_id: str, cmd: Sequence[str], *, timeout: float) -> ExecResult:
         config = _read_json(self._cdir(container_id) / "config.json") or {}
+        state = _read_json(self._cdir(container_id) / "state.json") or {}
+        cwd, enter = config.get("cwd") or None, None
+        if state.get("isolated"):  # run where the container runs: its volumes and hostname
+            cwd, enter = None, nsenter.preexec(int(state["pid"]), config.get("cwd") or "/")
         try:
             proc = await asyncio.create_subprocess_exec(
-                *cmd, env=config.get("env"), cwd=config.get("cwd") or None, stdin=asyncio.subprocess.DEVNULL,
+                *cmd, env=config.get("env"), cwd=cwd, stdin=asyncio.subprocess.DEVNULL, preexec_fn=enter,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             return ExecResult(126, b"", f"exec: {cmd[0] if cmd else ''}: {exc.strerror}".encode())
+        except subprocess.SubprocessError:  # the container ended before we could enter it
+            return ExecResult(126, b"", b"cannot exec in a stopped container")
         try:
             async with asyncio.timeout(timeout):
                 out, err = await proc.communicate()
@@ -303,6 +356,30 @@ class ProcessRuntime:
             await proc.wait()
             raise
         return ExecResult(proc.returncode or 0, out, err)
+
+    async def exec(self, container_id: str, cmd: Sequence[str], *, stdin: bool, tty: bool,
+                   size: tuple[int, int] | None = None) -> StreamSession:
+        """`cmd` as a local process with the container's environment, working directory and (when
+        isolated) namespaces, on a pseudo-terminal when `tty` (see `streams.ExecSession`)."""
+        config = self._running_config(container_id)
+        state = _read_json(self._cdir(container_id) / "state.json") or {}
+        cwd, enter = config.get("cwd") or None, None
+        if state.get("isolated"):  # run where the container runs: its volumes and hostname
+            cwd, enter = None, nsenter.preexec(int(state["pid"]), config.get("cwd") or "/")
+        return await ExecSession.start(cmd, env=config.get("env"), cwd=cwd, stdin=stdin, tty=tty, enter=enter,
+                                       size=size)
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> StreamSession:
+        """Connects to the shim's attach socket (see `shim.py`)."""
+        self._running_config(container_id)
+        return await AttachSession.connect(attach_address(container_id), stdin=stdin)
+
+    def _running_config(self, container_id: str) -> dict[str, Any]:
+        cdir = self._cdir(container_id)
+        status = self._status(cdir)
+        if status is None or status.state is not ContainerState.RUNNING:
+            raise NotFound(f"container {container_id} is not running")
+        return _read_json(cdir / "config.json") or {}
 
     # --- images ------------------------------------------------------------------------------
     async def pull_image(self, image: str) -> int:

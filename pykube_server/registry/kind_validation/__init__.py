@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pykube_server.api.fields import FieldError
-from pykube_server.registry.kind_validation import core, pods, workloads
+from pykube_server.registry.kind_validation import admissionregistration, core, pods, workloads
 
 Obj = dict[str, Any]
 Validator = Callable[[Obj], list[FieldError]]
@@ -34,6 +34,10 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("apps", "DaemonSet"): workloads.validate_daemon_set,
     ("batch", "Job"): workloads.validate_job,
     ("batch", "CronJob"): workloads.validate_cron_job,
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"):
+        admissionregistration.validate_validating_webhook_configuration,
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"):
+        admissionregistration.validate_mutating_webhook_configuration,
 }
 
 UPDATE_VALIDATORS: dict[tuple[str, str], UpdateValidator] = {

@@ -75,11 +75,24 @@ def validate_deployment(obj: Obj) -> list[FieldError]:
     return validate_replicated(obj, "deployment")
 
 
+def _with_claim_volumes(spec: Obj) -> Obj:
+    """The spec as its pods will be: each volumeClaimTemplate is a volume the containers may mount."""
+    template = spec.get("template")
+    claims = [c for c in spec.get("volumeClaimTemplates") or [] if isinstance(c, dict)]
+    if not claims or not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        return spec
+    names = [str((c.get("metadata") or {}).get("name") or "") for c in claims]
+    have = {v.get("name") for v in template["spec"].get("volumes") or [] if isinstance(v, dict)}
+    extra = [{"name": n, "persistentVolumeClaim": {"claimName": n}} for n in names if n and n not in have]
+    pod_spec = {**template["spec"], "volumes": [*(template["spec"].get("volumes") or []), *extra]}
+    return {**spec, "template": {**template, "spec": pod_spec}}
+
+
 def validate_stateful_set(obj: Obj) -> list[FieldError]:
     spec, path = _spec(obj), Path("spec")
     errs = nonnegative(spec, "replicas", path) + nonnegative(spec, "minReadySeconds", path)
     errs += _selector_errors(spec, path, "statefulset")
-    return errs + _template_errors(spec, path, ["Always"])
+    return errs + _template_errors(_with_claim_volumes(spec), path, ["Always"])
 
 
 def validate_daemon_set(obj: Obj) -> list[FieldError]:

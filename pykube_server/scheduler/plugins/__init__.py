@@ -13,6 +13,7 @@ from pykube_server.scheduler.plugins import (
     node_unschedulable,
     pod_topology_spread,
     taint_toleration,
+    volume_binding,
 )
 
 PLUGINS: dict[str, PluginFactory] = {
@@ -25,4 +26,5 @@ PLUGINS: dict[str, PluginFactory] = {
     "NodeResourcesBalancedAllocation": balanced_allocation.new,
     "PodTopologySpread": pod_topology_spread.new,
     "InterPodAffinity": inter_pod_affinity.new,
+    "VolumeBinding": volume_binding.new,
 }
