@@ -218,8 +218,10 @@ async def serve(args: argparse.Namespace, *, components: Components | None = Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
 
-    if components is not None:  # `up` lets nodes join with bootstrap tokens, as kubeadm does
-        args.enable_bootstrap_token_auth = True
+    if components is not None:  # `up` configures the API server as kubeadm does:
+        args.enable_bootstrap_token_auth = True  # nodes join with bootstrap tokens
+        if "NodeRestriction" not in args.enable_admission_plugins:  # kubelets write only what is theirs
+            args.enable_admission_plugins = ",".join(p for p in (args.enable_admission_plugins, "NodeRestriction") if p)
     if components is not None and not args.encryption_provider_config:  # `up`: Secrets encrypted by default
         args.encryption_provider_config = str(encryption.default_config(data_dir / "encryption-config.yaml"))
     args.service_account_signing_key_file = str(service_account_signing_key(args))

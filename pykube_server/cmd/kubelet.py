@@ -25,6 +25,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--discovery-token-unsafe-skip-ca-verification", action="store_true",
                    help="join without pinning the CA (trusts whoever answers)")
     p.add_argument("--nodes", type=int, default=1, help="virtual nodes to run (default 1)")
+    p.add_argument("--node-kubeconfig-dir", default="",
+                   help="directory of <node name>.yaml kubeconfigs: each virtual node's own identity")
     p.add_argument("--node-name-prefix", default="pykube-node-", help="node i is named <prefix><i>")
     p.add_argument("--runtime", choices=("process", "simulated"), default="process",
                    help="how pods run: real local processes, or simulated (default process)")
@@ -56,7 +58,7 @@ async def main(args: argparse.Namespace) -> None:
         runtime=args.runtime, pod_cidr_base=args.pod_cidr, simulated_cpu=args.simulated_cpu,
         simulated_memory=args.simulated_memory, simulated_pods=args.simulated_pods,
         simulated_start_delay_seconds=args.simulated_start_delay, port=args.port, qps=args.kube_api_qps,
-        burst=args.kube_api_burst, cluster_dns=tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
+        burst=args.kube_api_burst, node_kubeconfig_dir=args.node_kubeconfig_dir, cluster_dns=tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
         cluster_domain=args.cluster_domain.strip("."))
     task = asyncio.current_task()
     assert task is not None

@@ -107,9 +107,26 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
 
 
+OWN_IDENTITY_MAX_NODES = 16
+"""Up to this many virtual nodes each get their own `system:node:<name>` identity (and so the
+Node authorizer's and NodeRestriction's confinement, as real kubelets do); a larger simulated
+fleet shares one identity, `system:kubelet-pool` in `system:nodes`, as kwok's do."""
+POOL_IDENTITY = "system:kubelet-pool"
+
+
+def write_node_kubeconfigs(pki: certs.Pki, data_dir: Path, server_url: str, names: list[str]) -> Path:
+    """One kubeconfig per virtual node (`<name>.yaml`), for the kubelet's `--node-kubeconfig-dir`."""
+    directory = data_dir / "kubeconfigs" / "nodes"
+    for name in names:
+        cert_pem, key_pem = certs.issue_client_cert(pki.ca, f"system:node:{name}", ["system:nodes"])
+        write_kubeconfig(directory / f"{name}.yaml", server=server_url, ca_pem=pki.ca.cert_pem,
+                         client_cert_pem=cert_pem, client_key_pem=key_pem, user_name=f"system:node:{name}")
+    return directory
+
+
 async def bind_node_role_to_all_nodes(pki: certs.Pki, data_dir: Path, server_url: str) -> None:
-    """One kubelet process runs several virtual nodes under the first node's identity, which the
-    Node authorizer confines to that node. So, as kube documents for clusters that need it, the
+    """A large simulated fleet shares one identity in `system:nodes` that is no node's, so the
+    Node authorizer does not apply to it; as kube documents for clusters that need it, the
     `system:node` ClusterRole is bound to the `system:nodes` group (kube's pre-1.8 binding)."""
     from pykube_server.client.rest import Client, Resource
 
@@ -143,8 +160,17 @@ def run_components(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     async def run(server_url: str, pki: certs.Pki, data_dir: Path) -> None:
         chosen = components_for(args)
-        if getattr(args, "nodes", 1) > 1 and any(c.name == "kubelet" for c, _ in chosen):
-            await bind_node_role_to_all_nodes(pki, data_dir, server_url)
+        nodes = getattr(args, "nodes", 1)
+        if any(c.name == "kubelet" for c, _ in chosen):
+            if nodes > OWN_IDENTITY_MAX_NODES:
+                await bind_node_role_to_all_nodes(pki, data_dir, server_url)
+                chosen = [(Component("kubelet", POOL_IDENTITY, ("system:nodes",)), extra) if c.name == "kubelet"
+                          else (c, extra) for c, extra in chosen]
+            elif nodes > 1:
+                names = [f"pykube-node-{i}" for i in range(1, nodes + 1)]
+                directory = write_node_kubeconfigs(pki, data_dir, server_url, names)
+                chosen = [(c, [*extra, "--node-kubeconfig-dir", str(directory)]) if c.name == "kubelet"
+                          else (c, extra) for c, extra in chosen]
         async with asyncio.TaskGroup() as tg:
             if addons.addon_enabled(getattr(args, "components", "*"), "dns"):
                 tg.create_task(apply_dns_addon(args, pki, data_dir, server_url), name="addon-dns")

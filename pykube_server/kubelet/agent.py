@@ -51,6 +51,10 @@ class KubeletSettings:
     cluster_dns: tuple[str, ...] = ("127.96.0.10",)
     """ClusterFirst pods' nameservers (`--cluster-dns`; kubeadm's is the 10th Service IP)."""
     cluster_domain: str = "cluster.local"
+    node_kubeconfig_dir: str = ""
+    """Where `<node name>.yaml` kubeconfigs give virtual nodes their own identities
+    (`system:node:<name>`), so the Node authorizer and NodeRestriction confine each to itself;
+    a node without one uses `kubeconfig`."""
 
 
 def pod_cidr(base: str, index: int) -> str:
@@ -80,18 +84,25 @@ async def run(settings: KubeletSettings) -> None:
         server = LogServer(kubelets, cert_dir=root / "pki")
         port = await server.start(settings.port)
         runtimes = []
+        own_clients: list[Client] = []
         try:
             for i in range(1, settings.nodes + 1):
                 name = f"{settings.node_name_prefix}{i}"
+                node_client = client
+                own = Path(settings.node_kubeconfig_dir) / f"{name}.yaml" if settings.node_kubeconfig_dir else None
+                if own is not None and own.exists():
+                    node_client = Client.from_kubeconfig(own, qps=settings.qps, burst=settings.burst,
+                                                         user_agent="kubelet/v1.33.0 (linux/amd64) pykube")
+                    own_clients.append(node_client)
                 runtime = RUNTIMES[settings.runtime](RuntimeOptions(
                     root / name / "runtime", simulated_start_delay_seconds=settings.simulated_start_delay_seconds))
                 runtimes.append(runtime)
-                recorder = EventRecorder(client, component="kubelet", host=name)
+                recorder = EventRecorder(node_client, component="kubelet", host=name)
                 config = NodeConfig(name, pod_cidr(settings.pod_cidr_base, i), res,
                                     simulated=settings.runtime == "simulated", kubelet_port=port,
                                     root_dir=str(root / name), cluster_dns=settings.cluster_dns,
                                     cluster_domain=settings.cluster_domain)
-                kubelets.append(Kubelet(config, client=client, runtime=runtime, recorder=recorder, services=services))
+                kubelets.append(Kubelet(config, client=node_client, runtime=runtime, recorder=recorder, services=services))
             log.info("kubelet: %d node(s), runtime %s, serving on 127.0.0.1:%d", len(kubelets), settings.runtime, port)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(services.run())
@@ -105,6 +116,8 @@ async def run(settings: KubeletSettings) -> None:
             raise
         finally:
             await server.aclose()
+            for own_client in own_clients:
+                await own_client.aclose()
 
 
 async def _close(runtime: object) -> None:

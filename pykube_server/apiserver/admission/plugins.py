@@ -24,6 +24,7 @@ def _lazy(module: str, cls: str) -> Any:
 ORDERED: dict[str, Any] = {
     "LimitRanger": _lazy("limitranger", "LimitRanger"),
     "ServiceAccount": _lazy("serviceaccount", "ServiceAccount"),
+    "NodeRestriction": _lazy("noderestriction", "NodeRestriction"),
     "Priority": _lazy("priority", "Priority"),
     "DefaultTolerationSeconds": _lazy("tolerations", "DefaultTolerationSeconds"),
     "DefaultStorageClass": _lazy("defaultstorageclass", "DefaultStorageClass"),
