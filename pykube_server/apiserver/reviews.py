@@ -31,8 +31,9 @@ async def _body(request: web.Request, spec: ResourceSpec) -> Obj:
     if not isinstance(body, dict):
         raise errors.BadRequest(f"the object provided is unrecognized (must be of type {spec.kind})")
     body["apiVersion"], body["kind"] = spec.api_version, spec.kind
-    body.setdefault("metadata", {})
-    body["metadata"].pop("creationTimestamp", None) if body["metadata"].get("creationTimestamp") is None else None
+    meta = body.setdefault("metadata", {})
+    # Never stored, so never stamped: kube marshals the zero creationTimestamp as null.
+    meta["creationTimestamp"] = None
     return body
 
 
