@@ -121,6 +121,7 @@ class OpenAPI:
             self.by_gv.setdefault(self.gv_path(spec), []).append(spec)
         self._v3: dict[str, tuple[bytes, str]] = {}
         self._v2: bytes | None = None
+        self._v2pb: bytes | None = None
 
     def definition(self, spec: ResourceSpec) -> str:
         return spec.definition or self._custom.get((spec.group, spec.version, spec.kind), "")
@@ -156,6 +157,14 @@ class OpenAPI:
             self._v2 = orjson.dumps({"swagger": "2.0", "info": {"title": "Kubernetes", "version": f"v{self.version}.0"},
                                      "paths": paths, "definitions": definitions})
         return self._v2
+
+    def v2_protobuf(self) -> bytes:
+        """The v2 definitions as gnostic protobuf, what kubectl asks for (see `openapiv2pb`)."""
+        if self._v2pb is None:
+            from pykube_server.apiserver.openapiv2pb import document
+
+            self._v2pb = document(self._defs, self.version)
+        return self._v2pb
 
     def _build_v3(self, specs: list[ResourceSpec]) -> Obj:
         paths: Obj = {}
@@ -273,6 +282,13 @@ def serve_openapi(openapi: OpenAPI, request: Any, path: str) -> Any:
         return web.Response(body=body, content_type="application/json", headers=headers)
     if path == "/openapi/v2":
         accept = request.headers.get("Accept", "")
+        if "protobuf" in accept:
+            from pykube_server.apiserver.openapiv2pb import CONTENT_TYPE
+
+            resp = web.Response(body=openapi.v2_protobuf())
+            resp.headers["Content-Type"] = CONTENT_TYPE
+            resp.headers["Vary"] = "Accept"
+            return resp
         if accept and "json" not in accept and "*/*" not in accept:
             return web.Response(status=404, text="404 page not found\n")
         return web.Response(body=openapi.v2(), content_type="application/json")

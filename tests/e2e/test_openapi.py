@@ -71,11 +71,30 @@ def test_v3_index_and_documents_carry_paths_and_hashes(cluster: ServerProcess) -
     assert index["api/v1"]["serverRelativeURL"] != url
 
 
-def test_v2_protobuf_only_request_is_not_answered_with_json(cluster: ServerProcess) -> None:
-    status, _, _ = _fetch(cluster, "/openapi/v2", {"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
-    assert status == 404
+def test_v2_is_protobuf_when_asked_and_json_otherwise(cluster: ServerProcess) -> None:
+    status, body, headers = _fetch(cluster, "/openapi/v2",
+                                   {"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+    assert status == 200
+    assert headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    assert body[:5] == b"\x0a\x032.0"  # field 1 (swagger), "2.0": never JSON to a protobuf request
     status, body, _ = _fetch(cluster, "/openapi/v2", {"Accept": "application/json"})
     assert status == 200 and orjson.loads(body)["swagger"] == "2.0"
+
+
+def test_kubectl_validates_create_only_kinds_through_v2(cluster: ServerProcess, tmp_path: Path) -> None:
+    """A TokenReview has no PATCH operation for kubectl to find `fieldValidation` on, so kubectl
+    validates it on the client with the v2 document (as protobuf): it must load, accept a valid
+    review and name an unknown field as kubectl does."""
+    good = tmp_path / "tr.yaml"
+    good.write_text("apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: not-a-token\n")
+    out = cluster.kubectl("create", "-f", str(good), "-o", "jsonpath={.status.authenticated}", check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout in ("", "false")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  tokn: x\n")
+    refused = cluster.kubectl("create", "-f", str(bad), check=False)
+    assert refused.returncode != 0
+    assert 'unknown field "tokn"' in refused.stderr
 
 
 def test_kubectl_apply_create_explain_diff(cluster: ServerProcess, namespace: str, tmp_path: Path) -> None:
