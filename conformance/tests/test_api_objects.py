@@ -11,7 +11,7 @@ import uuid
 
 from kubernetes import client
 
-from conformance.harness import conformance, expect_status, missing, raw, unique, wait_for
+from conformance.harness import conformance, expect_status, raw, unique, wait_for
 
 DELETE_BUG = ("server bug: DELETE answers a Status for kinds whose upstream store returns the deleted object "
               "(serviceaccounts, pods, ...), so the Python client's delete_* cannot deserialize it")
@@ -213,7 +213,6 @@ def test_limitrange_collection(api, ns) -> None:  # type: ignore[no-untyped-def]
         core.delete_namespace(other)
 
 
-@missing("LimitRanger admission: container defaults/min/max of a LimitRange are not applied or enforced on pod create")
 @conformance("[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied. [Conformance]")
 def test_limitrange_defaults(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)
@@ -274,7 +273,6 @@ def test_service_delete_collection(api, ns) -> None:  # type: ignore[no-untyped-
              timeout=10, what="services deleted")
 
 
-@missing("server bug: PATCH services/{name}/status drops metadata.annotations changes")
 @conformance("[sig-network] Services should complete a service status lifecycle [Conformance]")
 def test_service_status_lifecycle(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)

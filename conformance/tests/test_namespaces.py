@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from conformance.harness import conformance, missing, unique, wait_for
+from conformance.harness import conformance, unique, wait_for
 
 PAUSE = "registry.k8s.io/pause:3.10"
 
@@ -79,7 +79,6 @@ def test_namespace_patch(api) -> None:  # type: ignore[no-untyped-def]
         core.delete_namespace(name)
 
 
-@missing("server bug: PATCH namespaces/{name}/status drops metadata.annotations changes (upstream keeps metadata on namespace status writes)")
 @conformance("[sig-api-machinery] Namespaces should apply changes to a namespace status [Conformance] [Serial]")
 def test_namespace_status(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)

@@ -157,6 +157,12 @@ class DaemonSetStrategy(GenerationStrategy):
                       "numberReady": 0}
 
 
+class VolumeAttachmentStrategy(Strategy):
+    """`status.attached` is a bool without omitempty: a new attachment shows `false`."""
+
+    initial_status = {"attached": False}
+
+
 class PodDisruptionBudgetStrategy(GenerationStrategy):
     """A new budget's status shows its four counts as 0 (int32 fields without omitempty) until
     the disruption controller fills them in."""
@@ -183,6 +189,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "cronjobs"): GenerationStrategy,
     ("autoscaling", "horizontalpodautoscalers"): GenerationStrategy,
     ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
+    ("storage.k8s.io", "volumeattachments"): VolumeAttachmentStrategy,
     ("networking.k8s.io", "networkpolicies"): GenerationStrategy,
     ("apiextensions.k8s.io", "customresourcedefinitions"): CRDStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CSRStrategy,

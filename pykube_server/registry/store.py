@@ -67,7 +67,8 @@ CREATE_ON_UPDATE = {
 }
 # Kinds whose DELETE answers with the deleted object rather than a Success Status.
 RETURNS_DELETED_OBJECT = {("", "pods"), ("", "services"), ("", "serviceaccounts"), ("", "resourcequotas"),
-                          ("storage.k8s.io", "storageclasses")}
+                          ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "volumeattachments"),
+                          ("storage.k8s.io", "csinodes")}
 # The garbage collector's finalizers, set on DELETE from the propagation policy (generic store's
 # deletionFinalizersForGarbageCollection); the garbage-collector-controller removes them.
 ORPHAN_FINALIZER = "orphan"
