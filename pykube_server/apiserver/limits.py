@@ -83,7 +83,8 @@ class Limits:
                 except TimeoutError:
                     raise errors.TooManyRequests(TOO_MANY, details={"retryAfterSeconds": 1}) from None
             try:
-                return await asyncio.wait_for(self._run(request, handler), self._timeout(request))
+                async with asyncio.timeout(self._timeout(request)):  # no extra task, unlike wait_for
+                    return await self._run(request, handler)
             except TimeoutError:
                 raise errors.Timeout(TIMEOUT, details={}) from None
             finally:
