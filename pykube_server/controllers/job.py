@@ -201,6 +201,7 @@ class JobReconciler:
         try:
             job = await self.client.get(JOBS, request.name, namespace=request.namespace)
         except errors.NotFound:
+            await self._release_orphans(request)
             return Result()
         pods = await self._pods(job)
         if is_finished(job) or is_deleting(job):
@@ -212,6 +213,17 @@ class JobReconciler:
         requeue = await self._sync(job, pods, new_status)
         await self._write_status(job, new_status)
         return Result(requeue_after=requeue)
+
+    async def _release_orphans(self, request: Request) -> None:
+        """Pods of a Job that is gone keep no tracking finalizer: nothing will count them any
+        more, and with it they would stay Terminating forever once the garbage collector
+        deletes them (kube's job controller removes it from orphaned pods)."""
+        listed = await self.client.list(PODS, namespace=request.namespace)
+        orphans = [pod for pod in listed.get("items") or ()
+                   if TRACKING_FINALIZER in (meta(pod).get("finalizers") or ())
+                   and any(r.get("controller") and r.get("kind") == "Job" and r.get("name") == request.name
+                           for r in meta(pod).get("ownerReferences") or ())]
+        await self._remove_finalizers(orphans)
 
     async def _pods(self, job: Obj) -> _Pods:
         selector = selector_of(job)

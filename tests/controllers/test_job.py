@@ -200,3 +200,27 @@ async def _new_pod(client: Client, selector: str, old: set[str]) -> dict | None:
 
 async def _has_events(client: Client, name: str, reasons: set[str]) -> bool:
     return reasons <= set(await event_reasons(client, NS, name))
+
+
+async def test_deleting_a_job_releases_its_pods_tracking_finalizers(client: Client) -> None:
+    """Pods of a deleted Job must not stay Terminating: the controller takes its tracking
+    finalizer off them once their Job is gone (the garbage collector then deletes them)."""
+    await client.create(JOBS, job("gone", parallelism=2, completions=2), namespace=NS)
+    pods = await eventually(lambda: _pods_with_finalizer(client, "gone", 2))
+    assert all("batch.kubernetes.io/job-tracking" in p["metadata"]["finalizers"] for p in pods)
+    await client.delete(JOBS, "gone", namespace=NS, propagation_policy="Background")
+    await eventually(lambda: _released(client, "gone"))
+
+
+async def _pods_with_finalizer(client: Client, name: str, count: int) -> list:
+    pods = await pods_of(client, NS, f"job-name={name}")
+    tracked = [p for p in pods if "batch.kubernetes.io/job-tracking" in (p["metadata"].get("finalizers") or [])]
+    return tracked if len(tracked) == count else []
+
+
+async def _released(client: Client, name: str) -> bool:
+    """The Job is gone and none of its pods keeps the tracking finalizer (no garbage collector
+    runs here, so the pods themselves stay)."""
+    pods = await pods_of(client, NS, f"job-name={name}")
+    return bool(pods) and not any("batch.kubernetes.io/job-tracking" in (p["metadata"].get("finalizers") or [])
+                                  for p in pods)
