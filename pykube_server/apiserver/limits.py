@@ -17,28 +17,18 @@ kube-apiserver's filters, with its numbers and texts:
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from pykube_server.api import errors
+from pykube_server.api.duration import parse_go_duration
 
 MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 TOO_MANY = "Too many requests, please try again later."
 TIMEOUT = "Timeout: request did not complete within requested timeout - context deadline exceeded"
 LONG_RUNNING_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "log", "proxy"})
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float | None:
-    """Go's time.ParseDuration for the `timeout` query parameter; None when it is not one."""
-    matches = _DURATION.findall(text)
-    if not matches or "".join(n + u for n, u in matches) != text:
-        return None
-    return sum(float(n) * _UNITS[u] for n, u in matches)
 
 
 def is_long_running(request: web.Request) -> bool:
@@ -63,7 +53,7 @@ class Limits:
         self._mutating_seats = asyncio.Semaphore(max_mutating_inflight) if max_mutating_inflight else None
 
     def _timeout(self, request: web.Request) -> float:
-        asked = parse_duration(request.query.get("timeout", ""))
+        asked = parse_go_duration(request.query.get("timeout", ""))
         if asked is not None and 0 < asked < self.request_timeout:
             return asked
         return self.request_timeout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from pykube_server.apiserver import certs, encryption
-from pykube_server.apiserver.limits import parse_duration
+from pykube_server.api.duration import parse_go_duration as parse_duration
 from pykube_server.apiserver.app import SERVER, Settings, make_app
 from pykube_server.apiserver.kubeconfig import write_kubeconfig
 from pykube_server.apiserver.serviceaccount import DEFAULT_ISSUER
@@ -110,17 +109,12 @@ def max_token_expiration_seconds(flag: str) -> int:
     return seconds
 
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_go_duration(text: str) -> float:
-    """Go's time.ParseDuration (e.g. `1h30m`, `90s`, `2.5h`), in seconds."""
-    matches = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", text)
-    if text in ("0",):
-        return 0.0
-    if not matches or "".join(n + u for n, u in matches) != text:
+    """A duration flag in seconds; a start-up error, worded as Go's, when it is not one."""
+    seconds = parse_duration(text)
+    if seconds is None:
         raise SystemExit(f'time: invalid duration "{text}"')
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in matches)
+    return seconds
 
 
 def settings_from(args: argparse.Namespace, port: int) -> Settings:

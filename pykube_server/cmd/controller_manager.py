@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import re
 
+from pykube_server.api.duration import parse_go_duration
 from pykube_server.controllers.manager import ManagerSettings, run
 
 
 def go_duration(text: str) -> float:
     """Seconds in a Go duration flag value (`40s`, `5m0s`, `1h`, `500ms`; a bare number is seconds)."""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    found = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
-    if not found or "".join(n + u for n, u in found) != text:
+    seconds = parse_go_duration(text)
+    if seconds is None:
         try:
             return float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid duration {text!r}") from None
-    return sum(float(n) * units[u] for n, u in found)
+    return seconds
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from pykube_server.api.duration import parse_go_duration
 from pykube_server.api import errors
 from pykube_server.client.config import load_kubeconfig
 from pykube_server.client.rest import CONFIGMAPS, SECRETS, Client, Resource
@@ -54,13 +55,10 @@ def generate() -> str:
 
 
 def _seconds(ttl: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if ttl in ("0", "0s"):
-        return 0
-    try:
-        return float(ttl[:-1]) * units[ttl[-1]]
-    except (KeyError, ValueError):
-        raise SystemExit(f'error: invalid --ttl "{ttl}"') from None
+    seconds = parse_go_duration(ttl)
+    if seconds is None:
+        raise SystemExit(f'error: invalid --ttl "{ttl}"')
+    return seconds
 
 
 def token_secret(token: str, ttl_seconds: float, description: str, groups: str) -> dict[str, Any]:

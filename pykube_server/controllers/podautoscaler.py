@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
+from pykube_server.api.duration import parse_go_duration
 from pykube_server.api import errors
 from pykube_server.api.quantity import Quantity, format_quantity, parse_quantity
 from pykube_server.api.types import Obj
@@ -55,8 +55,7 @@ def _rfc3339(moment: datetime) -> str:
 
 def _parse_duration(text: str) -> timedelta:
     """metav1.Duration text such as `15s`, `1m0s`, `10.5s`."""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return timedelta(seconds=sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text or "")))
+    return timedelta(seconds=parse_go_duration(text or "0") or 0.0)
 
 
 def milli_quantity(milli: int) -> str:

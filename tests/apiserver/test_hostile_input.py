@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from pykube_server.api import errors
 from pykube_server.apiserver.app import status_middleware
-from pykube_server.apiserver.limits import Limits, is_long_running, parse_duration
+from pykube_server.api.duration import parse_go_duration as parse_duration
+from pykube_server.apiserver.limits import Limits, is_long_running
 from tests.apiserver.test_rest_support import Raw, unique
 from tests.conftest import ServerProcess
 
