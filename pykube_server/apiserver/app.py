@@ -240,7 +240,7 @@ class APIServer:
         verbs = spec.subresource(info.subresource).verbs if info.subresource else spec.verbs  # type: ignore[union-attr]
         if info.verb not in verbs and not (info.verb == "watch" and "watch" in spec.verbs):
             raise errors.MethodNotAllowed(
-                f"the server does not allow this method on the requested resource",
+                "the server does not allow this method on the requested resource",
                 details={"group": spec.group, "kind": spec.plural} if spec.group else {"kind": spec.plural})
         call = make_call(request, info, spec, self.stores[(spec.group, spec.version, spec.plural)], self.admission)
         if spec.group == rbac_bootstrap.GROUP and info.verb in ("create", "update", "patch") and not info.subresource:
@@ -248,14 +248,9 @@ class APIServer:
         custom = self.crds.handler_for(spec, info)  # custom resources, and DELETE of a CRD
         if custom is not None:
             return await custom(call)
-        if info.subresource == "token" and spec.plural == "serviceaccounts" and not spec.group:
-            return await tokenrequest.create(self, call)
-        if info.subresource == "log" and spec.plural == "pods" and not spec.group:
-            return await proxy.pod_log(self, call)  # streamed from the pod's kubelet
-        if info.subresource == "portforward" and spec.plural == "pods" and not spec.group:
-            return await portforward.pod_portforward(self, call)  # relayed to the pod's kubelet
-        if info.subresource in ("exec", "attach") and spec.plural == "pods" and not spec.group:
-            return await streamproxy.pod_stream(self, call, info.subresource)  # relayed to the kubelet
+        special = SUBRESOURCE_HANDLERS.get((spec.group, spec.plural, info.subresource))
+        if special is not None:
+            return await special(self, call)
         handler = HANDLERS.get((info.verb, info.subresource if info.subresource in ("scale",) else ""))
         if handler is None or (info.subresource and info.subresource not in ("status", "scale", "finalize", "approval")):
             raise errors.NotFound(NOT_FOUND_TEXT, details={})
@@ -341,6 +336,15 @@ class APIServer:
             return web.Response(status=200 if ok else 500, text="\n".join(lines) + "\n")
         return web.Response(status=200 if ok else 500, text="ok" if ok else f"{parts[0]} check failed")
 
+
+SUBRESOURCE_HANDLERS: dict[tuple[str, str, str], Callable[[APIServer, Call], Awaitable[web.StreamResponse]]] = {
+    ("", "serviceaccounts", "token"): tokenrequest.create,
+    ("", "pods", "log"): proxy.pod_log,  # streamed from the pod's kubelet
+    ("", "pods", "portforward"): portforward.pod_portforward,  # relayed to the pod's kubelet
+    ("", "pods", "exec"): lambda server, call: streamproxy.pod_stream(server, call, "exec"),
+    ("", "pods", "attach"): lambda server, call: streamproxy.pod_stream(server, call, "attach"),
+}
+"""Subresources with handlers of their own (`(group, resource, subresource)`)."""
 
 HANDLERS: dict[tuple[str, str], Callable[[Call], Awaitable[web.StreamResponse]]] = {
     ("get", ""): read.get,
