@@ -125,6 +125,9 @@ class CSRStrategy(Strategy):
     def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
         return super().validate(obj)
 
+    def validate_status_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        return validate_status_update(obj, old)
+
     def for_subresource(self, subresource: str) -> Strategy | None:
         if subresource == "approval":
             return _ApprovalStrategy(self)

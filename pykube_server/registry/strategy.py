@@ -152,6 +152,10 @@ class Strategy:
         errs = self.validate(obj)
         return errs + validate_changes(self.group, self.version, self.kind, obj, old) if self.kind else errs
 
+    def validate_status_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        """What a `/status` write may not do beyond the kind's validation (none by default)."""
+        return []
+
     def for_subresource(self, subresource: str) -> Strategy | None:
         """The strategy of a writable subresource other than status (CSR `approval`), if any."""
         return None
@@ -214,12 +218,7 @@ class StatusStrategy:
             obj["status"] = status
 
     def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
-        errs = self.main.validate(obj)
-        if (self.main.group, self.main.plural) == ("certificates.k8s.io", "certificatesigningrequests"):
-            from pykube_server.registry.certificates import validate_status_update
-
-            errs += validate_status_update(obj, old)
-        return errs
+        return self.main.validate(obj) + self.main.validate_status_update(obj, old)
 
 
 def spec_changed(obj: Obj, old: Obj) -> bool:
