@@ -136,7 +136,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     from tests.conftest import start_server
 
     server = start_server(tmp_path_factory.mktemp("conformance-cluster"), "--nodes", "2",
-                          "--service-cluster-ip-range", "127.98.0.0/16", "--pod-cidr", "127.246.0.0/16")
+                          "--service-cluster-ip-range", "127.98.0.0/16", "--pod-cidr", "127.246.0.0/16",
+                          "--load-balancer-ip-range", "127.242.0.0/16",
+                          # a minute of watch history, not five: the chunking-after-compaction test
+                          # waits for a continue token to expire
+                          "--watch-history-seconds", "60", "--compaction-interval-seconds", "5")
     try:
         yield Cluster(server.kubeconfig, home, server)
     finally:

@@ -95,7 +95,7 @@ def kube(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     # Its own Service and pod ranges: the `cluster` fixture of tests/ may run at the same time,
     # and two clusters' kube-proxies (and DNS pods) would contend for the same loopback addresses.
     server = start_server(tmp_path_factory.mktemp("kubectl-cluster"), "--service-cluster-ip-range", "127.97.0.0/16",
-                          "--pod-cidr", "127.245.0.0/16")
+                          "--pod-cidr", "127.245.0.0/16", "--load-balancer-ip-range", "127.241.0.0/16")
     try:
         yield Kube(server.kubeconfig, home, server)
     finally:

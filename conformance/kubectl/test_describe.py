@@ -68,9 +68,6 @@ def test_describe_pod_service_account(kube: Kube, app: str) -> None:
     assert re.search(r"^  kube-api-access-[a-z0-9]{5}:\n    Type:\s+Projected", out, re.M)
 
 
-@pytest.mark.xfail(strict=True, reason="the scheduler records Scheduled through core/v1 Events with "
-                                       "firstTimestamp/lastTimestamp; a real one uses events.k8s.io/v1 "
-                                       "(eventTime, reportingComponent default-scheduler, null timestamps)")
 def test_scheduled_event_shape(kube: Kube, app: str) -> None:
     # Source: kubernetes.io/docs/reference/kubernetes-api/cluster-resources/event-v1/ and the scheduler
     # (k8s.io/client-go tools/events recorder): the core/v1 view of its events has eventTime set,

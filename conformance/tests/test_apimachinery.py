@@ -184,7 +184,6 @@ def test_server_version(api) -> None:  # type: ignore[no-untyped-def]
     assert info.platform and info.go_version
 
 
-@missing("server bug: a Table-only Accept on POST selfsubjectaccessreviews is answered 201 instead of 406 NotAcceptable")
 @conformance("[sig-api-machinery] Servers with support for Table transformation should return a 406 for a backend which does not implement metadata [Conformance]")
 def test_table_406(api) -> None:  # type: ignore[no-untyped-def]
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
@@ -267,7 +266,6 @@ DEPLOYMENT_UNKNOWN_META = """{
            "template": {"metadata": {"labels": {"app": "nginx"}},
                         "spec": {"containers": [{"name": "nginx", "image": "nginx:latest"}]}}}}"""
 
-@missing("server bug: fieldValidation=Strict does not report duplicate JSON fields (no 'duplicate field spec.replicas' after the unknown field)")
 @conformance("[sig-api-machinery] FieldValidation should detect unknown and duplicate fields of a typed object [Conformance]")
 def test_field_validation_typed(api, ns) -> None:  # type: ignore[no-untyped-def]
     r = raw(api, "POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body=DEPLOYMENT_WITH_DUPLICATES,

@@ -1,5 +1,5 @@
-"""CronJobs: test/e2e/apps/cronjob.go ("should support CronJob API operations"; the scheduling tests
-wait on minute-granular schedules and are not reproduced here)."""
+"""CronJobs: test/e2e/apps/cronjob.go ("should support CronJob API operations"; the scheduling tests,
+which wait on minute-granular schedules, are in test_ctl_apps.py)."""
 
 from __future__ import annotations
 

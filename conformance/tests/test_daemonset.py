@@ -1,11 +1,11 @@
 """DaemonSets: test/e2e/apps/daemon_set.go (the conformance tests except the rollback one, which
-relies on an image that can never start; the process runtime starts any image as a placeholder)."""
+relies on an image that can never start: it is in test_ctl_apps.py, with a command that never starts)."""
 
 from __future__ import annotations
 
 from kubernetes import client
 
-from conformance.harness import conformance, missing, wait_for
+from conformance.harness import conformance, wait_for
 from conformance.tests._common import (
     AGNHOST, HTTPD, retry_on_conflict, wait_default_service_account, watch_until,
 )
@@ -140,8 +140,6 @@ def test_daemonset_complex(api, ns) -> None:  # type: ignore[no-untyped-def]
 
 
 @conformance("[sig-apps] Daemon set should retry creating failed daemon pods [Conformance] [Serial]")
-@missing("kubelet: a pod whose status.phase was set to Failed is written back to Running (kube's kubelet never "
-         "moves a pod out of a terminal phase), so the DaemonSet controller never deletes and replaces it")
 def test_daemonset_retry_failed_pods(api, ns) -> None:  # type: ignore[no-untyped-def]
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     wait_default_service_account(api, ns)

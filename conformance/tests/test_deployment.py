@@ -1,6 +1,6 @@
 """Deployments: test/e2e/apps/deployment.go (the conformance tests that need neither a served image
-nor an image that fails to pull; rollover and proportional scaling rely on a non-existent image
-never becoming available, which the process runtime cannot express)."""
+nor an image that fails to pull; rollover and proportional scaling, which rely on a non-existent image
+never becoming available, are in test_ctl_apps.py, with a command that never starts)."""
 
 from __future__ import annotations
 

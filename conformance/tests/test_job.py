@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import uuid
 
-import pytest
 from kubernetes import client
 
 from conformance.harness import conformance, missing, wait_for
@@ -45,9 +44,6 @@ def controller_of(pod):  # type: ignore[no-untyped-def]
 
 
 @conformance("[sig-apps] Job should delete a job [Conformance]")
-@pytest.mark.xfail(strict=False, reason="flaky: the Job controller now releases the tracking finalizers of a "
-                   "deleted Job's pods and the test passes on its own in about 2 s, but late in a full run the "
-                   "pods were once still there after 30 s (a busy garbage collector?); not strict until understood")
 def test_job_delete(api, ns) -> None:  # type: ignore[no-untyped-def]
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     wait_default_service_account(api, ns)

@@ -8,7 +8,7 @@ import uuid
 
 from kubernetes import client, watch
 
-from conformance.harness import conformance, expect_status, missing, wait_for
+from conformance.harness import conformance, expect_status, wait_for
 from conformance.tests._common import AGNHOST, HTTPD, PAUSE, restricted, wait_default_service_account
 
 
@@ -95,8 +95,6 @@ def test_pod_updated(api, ns) -> None:  # type: ignore[no-untyped-def]
 
 
 @conformance("[sig-node] Pods should allow activeDeadlineSeconds to be updated [Conformance] [NodeConformance]")
-@missing("kubelet: spec.activeDeadlineSeconds of a pod is not enforced (kube's kubelet kills the pod and sets "
-         "phase Failed, reason DeadlineExceeded)")
 def test_pod_active_deadline_updated(api, ns) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)
     wait_default_service_account(api, ns)

@@ -22,6 +22,7 @@ from pykube_server.apiserver.rbac import bootstrap as rbac_bootstrap
 from pykube_server.apiserver.rbac import modes as authz_modes
 from pykube_server.apiserver.rbac.escalation import EscalationCheck
 from pykube_server.apiserver.admission import Chain, build_chain
+from pykube_server.apiserver.aggregation import Aggregator
 from pykube_server.apiserver.bootstraptoken import BootstrapTokenAuthenticator
 from pykube_server.apiserver.crdserving import CRDServing
 from pykube_server.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery, wants_aggregated
@@ -36,7 +37,11 @@ from pykube_server.apiserver.bootstrap_services import bootstrap_kubernetes_serv
 from pykube_server.registry.ipallocator import IPRange
 from pykube_server.registry.kinds import ServiceStrategy, strategy_for
 from pykube_server.registry.portallocator import PortRange
+from pykube_server.registry.allocrepair import REPAIR_INTERVAL_SECONDS, AllocationRepair
+from pykube_server.registry.allocstore import AllocatingStore
+from pykube_server.registry.serviceclaims import ServiceClaims
 from pykube_server.registry.servicealloc import ServiceAllocator
+from pykube_server.registry.sharedstorage import ConvertedResourceStore, conversion_for
 from pykube_server.registry.resources import RESOURCES, preferred_versions
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.store import ResourceStore
@@ -88,6 +93,8 @@ class Settings:
     """kube-apiserver's --service-cluster-ip-range: where ClusterIPs are allocated from."""
     service_node_port_range: str = "30000-32767"
     """kube-apiserver's --service-node-port-range."""
+    allocation_repair_interval_seconds: float = REPAIR_INTERVAL_SECONDS
+    """How often the ClusterIP/NodePort repair pass runs (kube-apiserver: every 3 minutes)."""
     kubernetes_service_ip: str = "127.96.0.1"
     """The ClusterIP of the `kubernetes` Service (first address of the service range)."""
     secure_port: int = 6443
@@ -118,6 +125,9 @@ class Settings:
     """A master lease not renewed this long drops its server from the `kubernetes` endpoints."""
     endpoint_reconciler_interval_seconds: float = 10.0
     """How often each server renews its leases and reconciles the `kubernetes` endpoints."""
+    pki_dir: str = ""
+    """The cluster PKI directory: the front-proxy pair for API aggregation is kept there (none:
+    a throwaway pair)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -149,7 +159,8 @@ class APIServer:
                 root = self.root_of(spec)
                 strategy = strategy_for(spec)
                 strategies[spec] = strategy
-                roots.setdefault(root, strategy)
+                if conversion_for(spec) is None:  # a shared root is indexed as its stored kind
+                    roots.setdefault(root, strategy)
         self.root_strategies: dict[str, Any] = roots
         """Key root -> the strategy giving its selectable fields (custom resources' roots are added)."""
         self.cacher = Cacher(backend, roots=roots,
@@ -162,9 +173,23 @@ class APIServer:
             services_strategy.allocator = self.service_allocator
         store = Store(backend, self.cacher)
         namespaces_root = self.root_of(self.specs[("", "v1", "namespaces")])
+        self.service_claims = ServiceClaims(backend, self.service_allocator,
+                                            self.root_of(self.specs[("networking.k8s.io", "v1", "ipaddresses")]))
+        """ClusterIPs (IPAddress objects) and NodePorts (the stored bitmap) claimed in storage."""
+        service_store = AllocatingStore(backend, self.cacher, self.service_claims, self.root_of(services_spec))
         for spec, strategy in strategies.items():
+            conversion = conversion_for(spec)
+            if conversion is not None:  # served over another resource's storage, converted both ways
+                self.stores[(spec.group, spec.version, spec.plural)] = ConvertedResourceStore(
+                    spec, strategy, store, self.cacher, namespaces_root, root=self.root_of(spec),
+                    conversion=conversion)
+                continue
             self.stores[(spec.group, spec.version, spec.plural)] = ResourceStore(
-                spec, strategy, store, self.cacher, namespaces_root, root=self.root_of(spec))
+                spec, strategy, service_store if spec is services_spec else store, self.cacher, namespaces_root,
+                root=self.root_of(spec))
+        self.allocation_repair = AllocationRepair(
+            self.service_claims, self.cacher, self.root_of(services_spec), self.service_claims.ip_root,
+            interval=settings.allocation_repair_interval_seconds)
         self.discovery = Discovery((*RESOURCES, *metrics.SPECS), preferred_versions() | metrics.PREFERRED,
                                    settings.server_address)
         self.metrics = metrics.MetricsAPI(self)
@@ -173,6 +198,8 @@ class APIServer:
         self.openapi = OpenAPI(RESOURCES, settings.kubernetes_version)
         self.crds = CRDServing(self)
         """Serves CustomResourceDefinitions: their resources, discovery, OpenAPI and conditions."""
+        self.aggregator = Aggregator(self)
+        """APIServices: local ones registered, remote group-versions proxied and merged into discovery."""
         authorization = authz_modes.build(self, settings.authorization_mode)
         self.authorizer: authz.Authorizer = authorization.authorizer
         self.authorization = authorization
@@ -188,9 +215,9 @@ class APIServer:
 
     @staticmethod
     def root_of(spec: ResourceSpec) -> str:
-        # Kinds that share storage with another version need conversion between their
-        # schemas; until that exists each keeps its own keys (see docs/api-coverage.md).
-        if spec.storage_resource and spec.storage_group != spec.group:
+        # Kinds that share storage with another group need conversion between their schemas:
+        # those with one (registry/sharedstorage.py) share the keys, the others keep their own.
+        if spec.storage_resource and spec.storage_group != spec.group and conversion_for(spec) is None:
             return f"/registry/{spec.group}/{spec.plural}"
         return spec.key_root
 
@@ -205,12 +232,16 @@ class APIServer:
                                          interval_seconds=self.settings.compaction_interval_seconds))
             await self.cacher.wait_ready()
             self.service_allocator.follow(self.cacher, self.root_of(self.specs[("", "v1", "services")]))
+            await self.allocation_repair.run_once()  # the stored bitmap and IPAddresses, before any Service write
+            tg.create_task(self.allocation_repair.run(), name="allocation-repair")
             await bootstrap(self)
             await rbac_bootstrap.reconcile(self)
             endpoint_reconciler = await bootstrap_kubernetes_service(self)
             tg.create_task(endpoint_reconciler.run(), name="endpoint-reconciler")
             await self.crds.sync()
             tg.create_task(self.crds.run())
+            await self.aggregator.start()
+            tg.create_task(self.aggregator.run(), name="aggregator")
             self.bootstrapped.set()
 
     bootstrapped: asyncio.Event
@@ -222,6 +253,9 @@ class APIServer:
             request[authn.USER] = await impersonation.impersonate(
                 self.authorizer, request.get(authn.USER) or authn.ANONYMOUS, request.headers)
         await self.authorize(request, info)  # before routing, as kube's filter chain does
+        apiservice = self.aggregator.remote_for(request.path)
+        if apiservice is not None:  # a group-version an extension API server serves
+            return await self.aggregator.handle(request, apiservice)
         if not info.resource_request:
             return await self.non_resource(request, info)
         if info.group == metrics.GROUP:
@@ -286,26 +320,31 @@ class APIServer:
     async def non_resource(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         accept = request.headers.get("Accept", "")
+        discovery = self.aggregator.discovery
+        if path.startswith("/openapi/v3"):
+            merged = await self.aggregator.openapi(request, path, self.openapi.index)
+            if merged is not None:
+                return merged
         if path.startswith("/openapi/"):
             return serve_openapi(self.openapi, request, path)
         if path in ("/api", "/apis"):
             version = wants_aggregated(accept)
             if version:
-                docs = self.discovery.aggregated_core if path == "/api" else self.discovery.aggregated_apis
+                docs = discovery.aggregated_core if path == "/api" else discovery.aggregated_apis
                 resp = raw_response(docs[version])
                 resp.headers["Content-Type"] = AGGREGATED_V2 if version == "v2" else AGGREGATED_V2BETA1
                 resp.headers["Vary"] = "Accept"
                 return resp
-            return raw_response(self.discovery.api_versions if path == "/api" else self.discovery.group_list)
+            return raw_response(discovery.api_versions if path == "/api" else discovery.group_list)
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) == 2:
-            body = self.discovery.resource_lists.get(parts[1])
+            body = discovery.resource_lists.get(parts[1])
             if body is not None:
                 return raw_response(body)
-        if parts[0] == "apis" and len(parts) == 2 and parts[1] in self.discovery.groups:
-            return raw_response(self.discovery.groups[parts[1]])
+        if parts[0] == "apis" and len(parts) == 2 and parts[1] in discovery.groups:
+            return raw_response(discovery.groups[parts[1]])
         if parts[0] == "apis" and len(parts) == 3:
-            body = self.discovery.resource_lists.get(f"{parts[1]}/{parts[2]}")
+            body = discovery.resource_lists.get(f"{parts[1]}/{parts[2]}")
             if body is not None:
                 return raw_response(body)
         if path == "/version":
@@ -377,6 +416,8 @@ async def bootstrap(server: APIServer) -> None:
                                       "metadata": {"name": name}, "value": value, "description": description})
         except errors.AlreadyExists:
             pass
+    from pykube_server.apiserver.flowcontrolbootstrap import bootstrap_flowcontrol
+    await bootstrap_flowcontrol(server)
     namespaces = server.store_for("", "v1", "namespaces")
     first_start = False
     for name in ("default", "kube-system", "kube-public", "kube-node-lease"):

@@ -11,10 +11,17 @@ Events are `audit.k8s.io/v1` Event objects, one JSON line each, appended to the 
 is rotated by size (`--audit-log-maxsize` MB) keeping `--audit-log-maxbackup` old files and
 dropping those older than `--audit-log-maxage` days, the names kube's log backend gives them
 (`audit-2026-11-27T07-05-48.123.log`).
+
+Admission adds annotations to the request's event (`add_annotation`, kube's
+`audit.AddAuditAnnotation`), e.g. ValidatingAdmissionPolicy's `validation_failure` and
+auditAnnotations: the event's `annotations` map, from the first stage emitted after they were
+added. They reach the request's admission through a context variable the middleware sets, as
+kube's travel in the request context.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import os
 import sys
@@ -252,9 +259,19 @@ class _Record:
     omit_managed_fields: bool
     started: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 RECORD: web.RequestKey[_Record] = web.RequestKey("audit", _Record)
+_ANNOTATIONS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("audit_annotations", default=None)
+
+
+def add_annotation(key: str, value: str) -> None:
+    """Annotate the audit event of the request being served (nothing when it is not audited,
+    or audited below Metadata, as kube's admission annotations)."""
+    annotations = _ANNOTATIONS.get()
+    if annotations is not None:
+        annotations[key] = value
 
 
 class Auditor:
@@ -265,6 +282,8 @@ class Auditor:
         if stage in record.omit:
             return
         event = {**record.base, "stage": stage, **fields, "stageTimestamp": _now()}
+        if record.annotations:
+            event["annotations"] = dict(record.annotations)
         self.backend.write(event)
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -287,12 +306,15 @@ class Auditor:
             record = _Record(base, info, level, omit, omit_mf)
             request[RECORD] = record
             self._emit(record, "RequestReceived")
+            token = _ANNOTATIONS.set(record.annotations)
             try:
                 response = await handler(request)
             except BaseException as exc:
                 if not isinstance(exc, web.HTTPException):
                     self._finish(request, record, 500, "Panic")
                 raise
+            finally:
+                _ANNOTATIONS.reset(token)
             if request.get(authn.USER) not in (None, user):  # impersonated in dispatch
                 record.base["impersonatedUser"] = _user(request[authn.USER])
             await self._complete(request, record, response)

@@ -11,12 +11,12 @@ CertificateSigningRequest (TLS bootstrap), which the CSR approving controller ap
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hmac
 import re
 from typing import TYPE_CHECKING
 
+from pykube_server.api.bootstraptoken import expired, token_fields
 from pykube_server.apiserver.authn import AUTHENTICATED_GROUP, UserInfo
 
 if TYPE_CHECKING:
@@ -27,27 +27,6 @@ SECRET_TYPE = "bootstrap.kubernetes.io/token"
 SECRET_PREFIX = "bootstrap-token-"
 BOOTSTRAPPERS = "system:bootstrappers"
 EXTRA_GROUP = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
-
-
-def _field(data: dict[str, str], name: str) -> str:
-    value = data.get(name)
-    if not value:
-        return ""
-    try:
-        return base64.b64decode(value).decode()
-    except (ValueError, UnicodeDecodeError):
-        return ""
-
-
-def expired(expiration: str, now: dt.datetime) -> bool:
-    """kube refuses a token whose RFC 3339 `expiration` has passed or cannot be read."""
-    if not expiration:
-        return False
-    try:
-        when = dt.datetime.fromisoformat(expiration.replace("Z", "+00:00"))
-    except ValueError:
-        return True
-    return when <= now
 
 
 class BootstrapTokenAuthenticator:
@@ -66,16 +45,16 @@ class BootstrapTokenAuthenticator:
         secret = cached.decode()
         if secret.get("type") != SECRET_TYPE:
             return None
-        data = secret.get("data") or {}
-        if _field(data, "token-id") != token_id or not hmac.compare_digest(_field(data, "token-secret"), token_secret):
+        fields = token_fields(secret)
+        if fields.get("token-id") != token_id or not hmac.compare_digest(fields.get("token-secret", ""), token_secret):
             return None
         if (secret.get("metadata") or {}).get("deletionTimestamp"):
             return None
-        if expired(_field(data, "expiration"), dt.datetime.now(dt.timezone.utc)):
+        if expired(fields, dt.datetime.now(dt.timezone.utc)):
             return None
-        if _field(data, "usage-bootstrap-authentication") != "true":
+        if fields.get("usage-bootstrap-authentication") != "true":
             return None
-        extra = [g.strip() for g in _field(data, "auth-extra-groups").split(",") if g.strip()]
+        extra = [g.strip() for g in fields.get("auth-extra-groups", "").split(",") if g.strip()]
         if any(not EXTRA_GROUP.match(g) for g in extra):
             return None
         return UserInfo(username=f"system:bootstrap:{token_id}", groups=(BOOTSTRAPPERS, *extra, AUTHENTICATED_GROUP))

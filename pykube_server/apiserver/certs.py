@@ -12,6 +12,13 @@ the serving certificate is reissued when it no longer fits (a requested SAN is m
 expires within `RENEW_BEFORE`, or another CA signed it). The CA is never replaced: every
 kubeconfig ever written trusts it. Files are written atomically; keys are mode 0600.
 
+Several API servers may share one data directory (one store such as etcd, each on its own
+address or port). A reissue therefore *adds* the requested names to those the certificate
+already had, so the first server's address stays in it when the second starts (and neither
+start undoes the other's), and the whole load-or-write runs under an exclusive lock on
+`pki/.lock`, so two servers starting at once never both create a CA or read a key that does
+not match its certificate.
+
 The server context *requests* a client certificate but does not require one (`CERT_OPTIONAL`):
 kubectl only presents its certificate when asked, and token or anonymous clients must still get
 through the handshake. Unlike Go's `RequestClientCert`, OpenSSL rejects a certificate that does
@@ -20,13 +27,15 @@ not chain to the CA during the handshake, so such a client sees a TLS error rath
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import secrets
 import ssl
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +67,7 @@ CA_CERT_FILE = "ca.crt"
 CA_KEY_FILE = "ca.key"
 SERVING_CERT_FILE = "apiserver.crt"
 SERVING_KEY_FILE = "apiserver.key"
+LOCK_FILE = ".lock"
 
 PrivateKey = ec.EllipticCurvePrivateKey
 
@@ -110,12 +120,14 @@ def ensure_pki(directory: str | os.PathLike[str], *, extra_sans: Iterable[str] =
     """
     pki_dir = Path(directory)
     pki_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ca = _load_or_create_ca(pki_dir)
-    sans = _dedupe((*DEFAULT_SANS, *extra_sans))
-    pki = Pki(directory=pki_dir, ca=ca)
-    if not _serving_cert_usable(pki, sans):
-        cert_pem, key_pem = issue_serving_cert(ca, sans)
-        _write_pair(pki.serving_cert_path, cert_pem, pki.serving_key_path, key_pem)
+    with pki_lock(pki_dir):
+        ca = _load_or_create_ca(pki_dir)
+        sans = _dedupe((*DEFAULT_SANS, *extra_sans))
+        pki = Pki(directory=pki_dir, ca=ca)
+        if not _serving_cert_usable(pki, sans):
+            # Keep the names already served: another API server on this data dir may need them.
+            cert_pem, key_pem = issue_serving_cert(ca, _dedupe((*sans, *sorted(_current_sans(pki)))))
+            _write_pair(pki.serving_cert_path, cert_pem, pki.serving_key_path, key_pem)
     return pki
 
 
@@ -151,7 +163,8 @@ def server_ssl_context(pki: Pki) -> ssl.SSLContext:
     """TLS for the API server: serves `apiserver.crt`, requests (not requires) client certs."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(pki.serving_cert_path, pki.serving_key_path)
+    with pki_lock(pki.directory):  # not between another server's key and certificate writes
+        ctx.load_cert_chain(pki.serving_cert_path, pki.serving_key_path)
     ctx.load_verify_locations(cafile=pki.ca_cert_path)
     ctx.verify_mode = ssl.CERT_OPTIONAL
     # aiohttp speaks HTTP/1.1 only; kubectl offers h2 first and falls back on this answer.
@@ -196,6 +209,53 @@ def certificate_sans(cert: x509.Certificate) -> set[str]:
     return ips | set(ext.get_values_for_type(x509.DNSName))
 
 
+# --- front proxy (API aggregation) ---------------------------------------------------------------
+
+FRONT_PROXY_CA_COMMON_NAME = "front-proxy-ca"
+FRONT_PROXY_CLIENT_COMMON_NAME = "front-proxy-client"
+FRONT_PROXY_CA_CERT_FILE = "front-proxy-ca.crt"
+FRONT_PROXY_CA_KEY_FILE = "front-proxy-ca.key"
+FRONT_PROXY_CLIENT_CERT_FILE = "front-proxy-client.crt"
+FRONT_PROXY_CLIENT_KEY_FILE = "front-proxy-client.key"
+
+
+@dataclass(frozen=True, slots=True)
+class FrontProxy:
+    """kubeadm's front-proxy pair: a CA of its own (extension API servers trust it for the
+    X-Remote-* request headers, `--requestheader-client-ca-file`) and the client certificate the
+    aggregator presents when it proxies (`--proxy-client-cert-file`, CN `front-proxy-client`)."""
+
+    ca_cert_path: Path
+    client_cert_path: Path
+    client_key_path: Path
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.ca_cert_path.read_bytes()
+
+
+def ensure_front_proxy(directory: str | os.PathLike[str]) -> FrontProxy:
+    """Load or create the front-proxy CA and client certificate in `directory` (idempotent;
+    the client certificate is reissued when missing or near expiry, the CA never)."""
+    pki_dir = Path(directory)
+    pki_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ca_cert, ca_key = pki_dir / FRONT_PROXY_CA_CERT_FILE, pki_dir / FRONT_PROXY_CA_KEY_FILE
+    if ca_cert.exists() and ca_key.exists():
+        ca = _load_ca(ca_cert, ca_key)
+    else:
+        ca = _new_ca(FRONT_PROXY_CA_COMMON_NAME)
+        _write_pair(ca_cert, ca.cert_pem, ca_key, _key_pem(ca.key))
+    client_cert, client_key = pki_dir / FRONT_PROXY_CLIENT_CERT_FILE, pki_dir / FRONT_PROXY_CLIENT_KEY_FILE
+    usable = client_cert.exists() and client_key.exists()
+    if usable:
+        cert = x509.load_pem_x509_certificate(client_cert.read_bytes())
+        usable = cert.not_valid_after_utc - RENEW_BEFORE > _now() and cert.issuer == ca.cert.subject
+    if not usable:
+        cert_pem, key_pem = issue_client_cert(ca, FRONT_PROXY_CLIENT_COMMON_NAME)
+        _write_pair(client_cert, cert_pem, client_key, key_pem)
+    return FrontProxy(ca_cert, client_cert, client_key)
+
+
 # --- CA -----------------------------------------------------------------------------------------
 
 
@@ -216,9 +276,9 @@ def _load_ca(cert_path: Path, key_path: Path) -> CertificateAuthority:
     return CertificateAuthority(cert=cert, key=key)
 
 
-def _new_ca() -> CertificateAuthority:
+def _new_ca(common_name: str = CA_COMMON_NAME) -> CertificateAuthority:
     key = _new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     builder = (
@@ -269,6 +329,25 @@ def _serving_cert_usable(pki: Pki, sans: Iterable[str]) -> bool:
         return False
     present = certificate_sans(cert)
     return all(_normalize_san(s) in present for s in sans)
+
+
+def _current_sans(pki: Pki) -> set[str]:
+    """The names the serving certificate on disk covers (none if there is none)."""
+    try:
+        return certificate_sans(x509.load_pem_x509_certificate(pki.serving_cert_path.read_bytes()))
+    except (OSError, ValueError):
+        return set()
+
+
+@contextlib.contextmanager
+def pki_lock(pki_dir: Path) -> Iterator[None]:
+    """An exclusive lock between processes sharing `pki_dir` (released if the holder dies)."""
+    fd = os.open(pki_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:

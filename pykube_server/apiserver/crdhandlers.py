@@ -1,10 +1,13 @@
 """HTTP handlers where custom resources (and the CRD kind's DELETE) differ from built-in kinds.
 
-Custom objects go through the generic handlers, wrapped for what apiextensions-apiserver does
-differently: unknown fields are found against the CRD's schema (Strict refuses them, Warn names
-them in warnings; either way the strategy prunes them), strategic merge patch is refused with
-415, the scale subresource follows the CRD's replica and selector paths, and no new object is
-accepted while the CRD is terminating. DELETE of a CRD first only marks it, adding the
+Custom objects go through the generic handlers, as apiextensions-apiserver's do through the
+generic REST handlers: bodies are decoded with their repeated keys, and the generic field
+validation finds unknown fields against the CRD's schema (the strategy's `unknown_fields`), so
+Strict refuses unknown and duplicate fields in kube's words, Warn names them, and server-side
+apply of an undeclared field fails the typed conversion ("field not declared in schema").
+What differs is here: strategic merge patch is refused with 415, the scale subresource follows
+the CRD's replica and selector paths, and no new object is accepted while the CRD is
+terminating. DELETE of a CRD first only marks it, adding the
 `customresourcecleanup.apiextensions.k8s.io` finalizer (the CRD's REST Delete does this), so
 its objects are removed before it goes.
 """
@@ -15,7 +18,6 @@ import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from pykube_server.api import errors
@@ -23,7 +25,7 @@ from pykube_server.api.fields import invalid
 from pykube_server.api.patch import PatchError, apply_json_patch, apply_merge_patch
 from pykube_server.apiserver.handlers import read, watch, write
 from pykube_server.apiserver.handlers.common import Call, respond
-from pykube_server.apiserver.negotiation import content_type_of, decode_body
+from pykube_server.apiserver.negotiation import content_type_of, decode_body_repeats
 from pykube_server.registry.crd.definition import CLEANUP_FINALIZER, set_condition
 from pykube_server.registry.crd.resource import CustomResourceStrategy
 from pykube_server.registry.strategy import now_rfc3339
@@ -39,32 +41,6 @@ def _strategy(call: Call) -> CustomResourceStrategy:
     return strategy
 
 
-def _unknown_field_warnings(call: Call, body: Any) -> list[str]:
-    """Strict: 400 naming every unknown field; Warn: their warnings; Ignore: nothing."""
-    mode = call.query("fieldValidation", "Warn")
-    if mode not in ("Ignore", "Warn", "Strict") or not isinstance(body, dict) or call.info.subresource == "scale":
-        return []
-    unknown = _strategy(call).unknown_fields(body)
-    if not unknown:
-        return []
-    texts = [f'unknown field "{path}"' for path in unknown]
-    if mode == "Strict":
-        kind, version = call.spec.kind, call.spec.version
-        raise errors.BadRequest(f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding error: '
-                                + ", ".join(texts))
-    return [] if mode == "Ignore" else texts
-
-
-def _with_warnings(resp: web.StreamResponse, warnings: list[str]) -> web.StreamResponse:
-    for text in warnings:
-        resp.headers.add("Warning", "299 - " + orjson.dumps(text).decode())
-    return resp
-
-
-async def _body(call: Call) -> Any:
-    return decode_body(await call.request.read(), content_type_of(call.request.headers.get("Content-Type")))
-
-
 def _refuse_when_terminating(call: Call, terminating: Callable[[str, str], bool]) -> None:
     if terminating(call.spec.group, call.spec.plural):
         raise errors.MethodNotAllowed("create not allowed while custom resource definition is terminating",
@@ -77,17 +53,15 @@ def make_handlers(terminating: Callable[[str, str], bool]) -> dict[tuple[str, st
 
     async def create(call: Call) -> web.StreamResponse:
         _refuse_when_terminating(call, terminating)
-        warnings = _unknown_field_warnings(call, await _body(call))
-        return _with_warnings(await write.create(call), warnings)
+        return await write.create(call)
 
     async def update(call: Call) -> web.StreamResponse:
         if call.info.subresource == "scale":
-            body = await _body(call)
+            body, _ = await write.read_body(call)
             if not isinstance(body, dict):
                 raise errors.BadRequest("the object provided is unrecognized (must be of type Scale)")
             return await _write_scale(call, lambda scale: _replace(scale, body))
-        warnings = _unknown_field_warnings(call, await _body(call))
-        return _with_warnings(await write.update(call), warnings)
+        return await write.update(call)
 
     async def patch(call: Call) -> web.StreamResponse:
         media = content_type_of(call.request.headers.get("Content-Type"))
@@ -96,9 +70,7 @@ def make_handlers(terminating: Callable[[str, str], bool]) -> dict[tuple[str, st
                 f"the body of the request was in an unknown format - accepted media types include: {CR_PATCH_MEDIA}")
         if call.info.subresource == "scale":
             return await _patch_scale(call, media)
-        body = await _body(call)
-        warnings = _unknown_field_warnings(call, body) if media != "application/json-patch+json" else []
-        return _with_warnings(await write.patch(call), warnings)
+        return await write.patch(call)
 
     async def get_scale(call: Call) -> web.StreamResponse:
         cached = await call.store.get(call.namespace, call.info.name, resource_version=call.query("resourceVersion"))
@@ -119,7 +91,7 @@ def _replace(scale: Obj, body: Obj) -> Obj:
 
 
 async def _patch_scale(call: Call, media: str) -> web.StreamResponse:
-    patch_body = decode_body(await call.request.read(), media)
+    patch_body, _ = decode_body_repeats(await call.request.read(), media, False)
 
     def change(scale: Obj) -> Obj:
         try:

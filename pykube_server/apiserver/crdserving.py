@@ -24,11 +24,14 @@ import orjson
 
 from pykube_server.api import errors
 from pykube_server.apiserver import crdhandlers, metrics
+from pykube_server.apiserver.admission.webhook.caller import Caller
 from pykube_server.apiserver.discovery import Discovery
 from pykube_server.apiserver.openapi import OpenAPI
 from pykube_server.apiserver.requestinfo import RequestInfo
 from pykube_server.registry.crd import resource as crresource
+from pykube_server.registry.crd.conversion import Converter
 from pykube_server.registry.crd.definition import CLEANUP_FINALIZER, accept_names, condition, set_condition
+from pykube_server.registry.crd.versioned import VersionedResourceStore
 from pykube_server.registry.resources import RESOURCES, preferred_versions
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.store import ResourceStore
@@ -61,6 +64,23 @@ class CRDServing:
         self._builtin = {(s.group, s.plural) for s in RESOURCES}
         self._cleanups: dict[str, asyncio.Task[None]] = {}
         self._retry: set[str] = set()
+        self._caller = Caller(self._service, self._endpoint_slices)
+
+    # -- conversion webhooks ----------------------------------------------------------------
+    async def _webhook_post(self, hook: Obj, review: Obj) -> Any:
+        """POST a ConversionReview the way admission webhooks are called (URL, or a Service's
+        ready endpoint with its caBundle)."""
+        return await self._caller.post(hook, review)
+
+    def _service(self, namespace: str, name: str) -> Obj | None:
+        store = self.server.stores[("", "v1", "services")]
+        cached = store.cacher.resource(store.root).objects.get(store.key(namespace, name))
+        return cached.decode() if cached is not None else None
+
+    def _endpoint_slices(self, namespace: str, service: str) -> list[Obj]:
+        store = self.server.stores[("discovery.k8s.io", "v1", "endpointslices")]
+        return [c.decode() for c in list(store.cacher.resource(store.root).objects.values())
+                if c.namespace == namespace and c.labels.get("kubernetes.io/service-name") == service]
 
     # -- request routing ------------------------------------------------------------------
     def handler_for(self, spec: ResourceSpec, info: RequestInfo) -> crdhandlers.Handler | None:
@@ -163,12 +183,13 @@ class CRDServing:
         if served is not None:
             self._drop_specs(served)
         namespaces = server.stores[("", "v1", "namespaces")]
+        converter = Converter(crd, self._webhook_post)
         keys = []
         for rs, strategy in pairs:
             key = (rs.group, rs.version, rs.plural)
             server.specs[key] = rs
-            server.stores[key] = ResourceStore(rs, strategy, namespaces.store, server.cacher, namespaces.root, root=root,
-                                               custom=True)
+            server.stores[key] = VersionedResourceStore(rs, strategy, namespaces.store, server.cacher, namespaces.root,
+                                                        root=root, converter=converter)
             keys.append(key)
         self.served[name] = Served(crd["metadata"].get("uid", ""), fingerprint, root, keys,
                                    crresource.openapi_definitions(crd))
@@ -258,7 +279,7 @@ class CRDServing:
     async def _delete_objects(self, served: Served) -> None:
         if not served.keys:
             return
-        store = self.server.stores.get(served.keys[0])
+        store = self._storage_store(served)
         if store is None:
             return
         for _ in range(60):
@@ -278,6 +299,14 @@ class CRDServing:
                                             "could not confirm zero CustomResources remaining: timed out waiting for the condition")
                 await asyncio.sleep(RETRY_SECONDS)
         raise RuntimeError("custom resources remain")
+
+    def _storage_store(self, served: Served) -> ResourceStore | None:
+        """The store of the storage version when it is served (deleting needs no conversion)."""
+        stores = [s for s in (self.server.stores.get(k) for k in served.keys) if s is not None]
+        for store in stores:
+            if isinstance(store, VersionedResourceStore) and store.spec.version == store.converter.storage:
+                return store
+        return stores[0] if stores else None
 
     async def _set_terminating(self, name: str, reason: str, message: str, state: str = "True") -> None:
         async def transform(current: Obj | None) -> Obj:

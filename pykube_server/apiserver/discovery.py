@@ -8,7 +8,8 @@ served from bytes encoded at start-up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -69,12 +70,53 @@ def _legacy_resources(spec: ResourceSpec) -> list[Obj]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteVersion:
+    """An aggregated group-version as last fetched from its extension API server."""
+
+    resources: tuple[Obj, ...]
+    """The `resources` of its APIResourceList (legacy form)."""
+    fresh: bool
+    """False when the last fetch failed: aggregated discovery says `Stale`, as kube's does."""
+
+
+def _from_legacy(group: str, version: str, resources: Iterable[Obj]) -> list[Obj]:
+    """Legacy APIResourceList entries as aggregated discovery resources (`res/sub` entries
+    become subresources of `res`; an empty singular name becomes the lowercased kind)."""
+    out: dict[str, Obj] = {}
+    subs: list[tuple[str, Obj]] = []
+    for r in resources:
+        name = str(r.get("name", ""))
+        kind = {"group": r.get("group", group), "version": r.get("version", version), "kind": r.get("kind", "")}
+        if "/" in name:
+            parent, _, sub = name.partition("/")
+            subs.append((parent, {"subresource": sub, "responseKind": kind, "verbs": list(r.get("verbs") or [])}))
+            continue
+        entry: Obj = {"resource": name, "responseKind": kind,
+                      "scope": "Namespaced" if r.get("namespaced") else "Cluster",
+                      "singularResource": r.get("singularName") or str(r.get("kind", "")).lower(),
+                      "verbs": list(r.get("verbs") or [])}
+        for legacy, aggregated in (("shortNames", "shortNames"), ("categories", "categories")):
+            if r.get(legacy):
+                entry[aggregated] = list(r[legacy])
+        out[name] = entry
+    for parent, sub in subs:
+        if parent in out:
+            out[parent].setdefault("subresources", []).append(sub)
+    return list(out.values())
+
+
 class Discovery:
     """Every discovery document, encoded once."""
 
-    def __init__(self, resources: Iterable[ResourceSpec], preferred: dict[str, tuple[str, ...]], server_address: str) -> None:
+    def __init__(self, resources: Iterable[ResourceSpec], preferred: dict[str, tuple[str, ...]], server_address: str,
+                 remote: Mapping[tuple[str, str], RemoteVersion] | None = None) -> None:
         self.resources = tuple(resources)
         self.preferred = preferred
+        self.server_address = server_address
+        self.remote = dict(remote or {})
+        """Group-versions served by extension API servers (aggregation): their last fetched
+        APIResourceList and whether it is current; `preferred` already places them."""
         by_gv: dict[tuple[str, str], list[ResourceSpec]] = {}
         for spec in self.resources:
             by_gv.setdefault((spec.group, spec.version), []).append(spec)
@@ -105,10 +147,12 @@ class Discovery:
             item: Obj = {"metadata": {"name": group, "creationTimestamp": None} if group else {"creationTimestamp": None},
                          "versions": []}
             for v in self.preferred[group]:
+                remote = self.remote.get((group, v))
                 item["versions"].append({
                     "version": v,
-                    "resources": [_discovery_resource(s) for s in self.by_gv.get((group, v), [])],
-                    "freshness": "Current",
+                    "resources": ([_discovery_resource(s) for s in self.by_gv.get((group, v), [])] if remote is None
+                                  else _from_legacy(group, v, remote.resources)),
+                    "freshness": "Current" if remote is None or remote.fresh else "Stale",
                 })
             items.append(item)
         return orjson.dumps({"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}",

@@ -17,7 +17,8 @@ kube-apiserver's filters, with its numbers and texts:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -51,9 +52,13 @@ class Limits:
         self.queue_wait = queue_wait
         self._seats = asyncio.Semaphore(max_inflight) if max_inflight else None
         self._mutating_seats = asyncio.Semaphore(max_mutating_inflight) if max_mutating_inflight else None
+        self._deadlines = Deadlines()
 
     def _timeout(self, request: web.Request) -> float:
-        asked = parse_go_duration(request.query.get("timeout", ""))
+        text = request.query.get("timeout")
+        if not text:
+            return self.request_timeout
+        asked = parse_go_duration(text)
         if asked is not None and 0 < asked < self.request_timeout:
             return asked
         return self.request_timeout
@@ -73,7 +78,7 @@ class Limits:
                 except TimeoutError:
                     raise errors.TooManyRequests(TOO_MANY, details={"retryAfterSeconds": 1}) from None
             try:
-                async with asyncio.timeout(self._timeout(request)):  # no extra task, unlike wait_for
+                async with self._deadlines.limit(self._timeout(request)):
                     return await self._run(request, handler)
             except TimeoutError:
                 raise errors.Timeout(TIMEOUT, details={}) from None
@@ -88,3 +93,52 @@ class Limits:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:  # a chunked body grew past client_max_size
             raise errors.RequestEntityTooLarge(f"Request entity too large: limit is {self.max_body_bytes}") from None
+
+
+class Deadlines:
+    """Request timeouts without a timer per request.
+
+    `asyncio.timeout` schedules and cancels one timer per request, a tenth of the CPU of a
+    cached GET. Here a request only notes its deadline; one sweeper task, running while any
+    request is in flight, cancels the ones past theirs every SWEEP_SECONDS, so a timeout fires
+    up to that much late (kube's default is a minute). The cancelled request sees TimeoutError,
+    as under `asyncio.timeout`; a cancellation from elsewhere (the client went away) passes through.
+    """
+
+    SWEEP_SECONDS = 0.25
+
+    def __init__(self) -> None:
+        self._inflight: dict[asyncio.Task[object], float] = {}
+        self._expired: set[asyncio.Task[object]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def limit(self, seconds: float) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is None or task in self._inflight:  # nested: the outer deadline holds
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        self._inflight[task] = loop.time() + seconds
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = loop.create_task(self._sweep(), name="request-deadlines")
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise
+            task.uncancel()
+            raise TimeoutError from None
+        finally:
+            del self._inflight[task]
+            self._expired.discard(task)
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._inflight:
+            await asyncio.sleep(self.SWEEP_SECONDS)
+            now = loop.time()
+            for task, deadline in list(self._inflight.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from pykube_server.registry import schemas
+from pykube_server.registry import enums, schemas
 from pykube_server.registry.spec import ResourceSpec
 
 Obj = dict[str, Any]
@@ -113,7 +113,18 @@ class OpenAPI:
         """`extra_definitions`: custom resources' schemas, in the same JSON Schema form as the
         built-in ones, found for a spec through their `x-kubernetes-group-version-kind`."""
         self.version = version
-        self._defs = {**schemas.all_definitions(), **extra_definitions} if extra_definitions else schemas.all_definitions()
+        # metrics.k8s.io is served by this server (where kube-aggregator would merge metrics-server's
+        # OpenAPI), so every document set includes it
+        from pykube_server.apiserver import metrics, metrics_openapi
+
+        resources = tuple(resources)
+        resources = (*resources, *(s for s in metrics.SPECS if s not in resources))
+        # custom resources are published weaker in v2 than in v3 (see registry/crd/openapiv2.py)
+        from pykube_server.registry.crd.openapiv2 import v2_definitions
+
+        self._crd_v2 = v2_definitions(extra_definitions or {})
+        extra_definitions = {**metrics_openapi.DEFINITIONS, **(extra_definitions or {})}
+        self._defs = {**schemas.all_definitions(), **extra_definitions}
         self._custom = {(gvk.get("group", ""), gvk.get("version", ""), gvk.get("kind", "")): name
                         for name, d in (extra_definitions or {}).items() for gvk in d.get("x-kubernetes-group-version-kind", [])}
         self.by_gv: dict[str, list[ResourceSpec]] = {}
@@ -148,8 +159,8 @@ class OpenAPI:
 
     def v2(self) -> bytes:
         if self._v2 is None:
-            defs = self._defs
-            definitions = {name: _convert(defs[name], "#/definitions/") for name in defs}
+            defs = {**self._defs, **self._crd_v2}
+            definitions = {name: enums.annotate(name, _convert(defs[name], "#/definitions/")) for name in defs}
             paths: Obj = {}
             for specs in self.by_gv.values():
                 for spec in specs:
@@ -163,7 +174,7 @@ class OpenAPI:
         if self._v2pb is None:
             from pykube_server.apiserver.openapiv2pb import document
 
-            self._v2pb = document(self._defs, self.version)
+            self._v2pb = document({**self._defs, **self._crd_v2}, self.version)
         return self._v2pb
 
     def _build_v3(self, specs: list[ResourceSpec]) -> Obj:
@@ -179,7 +190,8 @@ class OpenAPI:
             roots.append("io.k8s.api.autoscaling.v1.Scale")
         defs = self._defs
         roots += [self.definition(s) + "List" for s in specs if self.definition(s) and self.definition(s) + "List" in defs]
-        components = {name: _convert(defs[name], "#/components/schemas/") for name in _closure(roots, defs)}
+        components = {name: enums.annotate(name, _convert(defs[name], "#/components/schemas/"))
+                      for name in _closure(roots, defs)}
         return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{self.version}.0"},
                 "paths": paths, "components": {"schemas": components}}
 

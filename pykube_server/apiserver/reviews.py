@@ -13,7 +13,7 @@ from aiohttp import web
 from pykube_server.api import errors, fields
 from pykube_server.apiserver import authn, authz
 from pykube_server.apiserver.handlers.common import raw_response
-from pykube_server.apiserver.negotiation import content_type_of, decode_body
+from pykube_server.apiserver.negotiation import content_type_of, decode_body, output_without_table
 from pykube_server.apiserver.requestinfo import RequestInfo
 from pykube_server.apiserver.serviceaccount.tokens import TokenInvalid
 from pykube_server.registry.spec import ResourceSpec
@@ -57,6 +57,7 @@ async def handle(server: APIServer, request: web.Request, info: RequestInfo, spe
     if info.verb != "create" or info.subresource:
         raise errors.MethodNotAllowed("the server does not allow this method on the requested resource",
                                       details={"group": spec.group, "kind": spec.plural} if spec.group else {"kind": spec.plural})
+    output_without_table(request.headers.get("Accept", ""))  # no Table conversion: 406 before the body
     user = request.get(authn.USER) or authn.ANONYMOUS
     body = await _body(request, spec)
     review_spec = body.get("spec") or {}

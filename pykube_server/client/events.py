@@ -1,8 +1,9 @@
 """Recording core/v1 Events, as client-go's `tools/record` recorder and correlator do.
 
 `EventRecorder.event(obj, type, reason, message)` is synchronous and never blocks (controllers
-call it from reconcile code and handlers); it enqueues, and `run()` writes in the background,
-in order. Like client-go:
+call it from reconcile code and handlers); it enqueues, and `run()` writes in the background
+with a few concurrent writers (client-go's events library writes each event from its own
+goroutine; one writer at a time held a busy scheduler to one round trip per pod). Like client-go:
 
 * an Event is named `<involved object name>.<hex unix nanoseconds>` and lives in the involved
   object's namespace (`default` for cluster-scoped objects); it carries `involvedObject`,
@@ -12,11 +13,19 @@ in order. Like client-go:
   10 minutes is not a new object: the existing one is PATCHed (strategic merge) with
   `count + 1` and a new `lastTimestamp`; if that Event is gone, it is created again;
 * a per-object token bucket (burst 25, one more every 5 minutes) drops event storms;
+* an event identical to one still waiting to be written is folded into it (its count grows and
+  its `lastTimestamp` moves) instead of taking a queue slot; events of one key are written one
+  after another, never concurrently, so the second becomes the PATCH of the first;
+* at most 1,000 distinct events wait; beyond that new ones are dropped and counted
+  (`dropped`), with one warning per 10 seconds saying how many, not one log line per event
+  (client-go's broadcaster drops when its 1,000-event channel is full, too);
 * writes that fail below HTTP are retried up to 12 times, 10 s apart (first one jittered);
   an API error drops the event, since retrying the same body cannot help.
 
 The 10-minute window is client-go's aggregation interval; the message-insensitive
 "(combined from similar events)" aggregation of client-go is not implemented.
+
+The events.k8s.io/v1 recorder (kube-scheduler's) is `client/eventsv1.py`, on this machinery.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ MAX_CACHE_ENTRIES = 4096
 SPAM_BURST = 25
 SPAM_QPS = 1.0 / 300.0
 QUEUE_SIZE = 1000
+WRITERS = 16
+DROP_LOG_SECONDS = 10.0
 MAX_WRITE_TRIES = 12
 RETRY_SECONDS = 10.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -77,34 +88,90 @@ class _Seen:
     last_seen: float
 
 
+@dataclass
+class _Pending:
+    event: Obj
+    occurrences: int
+
+
 class EventRecorder:
     """Writes Events for one component (`source.component`) on one host."""
 
     def __init__(self, client: Client, *, component: str, host: str = "", clock: Clock = REAL_CLOCK,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, writers: int = WRITERS,
+                 queue_size: int = QUEUE_SIZE) -> None:
         self.component = component
         self.host = host
         self._client = client
         self._clock = clock
         self._rand = rand
-        self._queue: asyncio.Queue[Obj] = asyncio.Queue(QUEUE_SIZE)
+        self._writers = writers
+        self._queue_size = queue_size
+        self._pending: OrderedDict[tuple[str, ...], _Pending] = OrderedDict()
+        """Events waiting for a writer, by correlation key, oldest first."""
+        self._deferred: dict[tuple[str, ...], _Pending] = {}
+        """Events whose key is being written right now: they wait for that write."""
+        self._inflight: set[tuple[str, ...]] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
         self._spam: OrderedDict[tuple[str, ...], TokenBucket] = OrderedDict()
-        self._lock = asyncio.Lock()
+        self.dropped = 0
+        """Events dropped because too many were waiting (a metric, like client-go's)."""
+        self.aggregated = 0
+        """Events folded into an identical one still waiting to be written."""
+        self._dropped_logged = 0
+        self._drop_logged_at = float("-inf")
 
-    def event(self, obj: Obj, type: str, reason: str, message: str, *, field_path: str = "") -> None:
-        """Queue an event about `obj`; dropped (and logged) when the queue is full or `type` is
-        neither Normal nor Warning. Never blocks."""
+    def event(self, obj: Obj, type: str, reason: str, message: str, *, field_path: str = "", action: str = "",
+              related: Obj | None = None) -> None:
+        """Queue an event about `obj`; dropped when `type` is neither Normal nor Warning, when
+        the spam filter refuses it, or when the queue is full (counted in `dropped`). Never
+        blocks. `action` and `related` are events.k8s.io's (the core recorder has neither)."""
         if type not in (NORMAL, WARNING):
             log.error("unsupported event type %r (reason %s)", type, reason)
             return
-        try:
-            self._queue.put_nowait(self.make_event(obj, type, reason, message, field_path=field_path))
-        except asyncio.QueueFull:
-            log.warning("event queue full; dropping %s event %s", type, reason)
+        event = self.make_event(obj, type, reason, message, field_path=field_path, action=action, related=related)
+        if not self._allowed(event):
+            log.debug("event %s on %s dropped by the spam filter", reason, obj.get("metadata", {}).get("name"))
+            return
+        key = self.key_of(event)
+        waiting = self._deferred.get(key) if key in self._inflight else self._pending.get(key)
+        if waiting is not None:
+            waiting.occurrences += 1
+            waiting.event = self.folded(waiting.event, event)
+            self.aggregated += 1
+            return
+        if len(self._pending) + len(self._deferred) >= self._queue_size:
+            self._drop(reason)
+            return
+        if key in self._inflight:
+            self._deferred[key] = _Pending(event, 1)
+        else:
+            self._pending[key] = _Pending(event, 1)
+            self._wake.set()
+        self._idle.clear()
 
-    def make_event(self, obj: Obj, type: str, reason: str, message: str, *, field_path: str = "") -> Obj:
-        """A fresh Event body, as first written."""
+    def _drop(self, reason: str) -> None:
+        self.dropped += 1
+        now = self._clock.now()
+        if now - self._drop_logged_at >= DROP_LOG_SECONDS:
+            log.warning("event queue full (%d waiting): dropped %d events since the last warning (%d in all),"
+                        " the latest %s", self._queue_size, self.dropped - self._dropped_logged, self.dropped, reason)
+            self._drop_logged_at, self._dropped_logged = now, self.dropped
+
+    def key_of(self, event: Obj) -> tuple[str, ...]:
+        """What makes two events the same one (written once, then counted)."""
+        return _event_key(event)
+
+    def folded(self, waiting: Obj, later: Obj) -> Obj:
+        """`waiting` (not yet written) standing also for the identical `later` one."""
+        return {**waiting, "lastTimestamp": later["lastTimestamp"]}
+
+    def make_event(self, obj: Obj, type: str, reason: str, message: str, *, field_path: str = "", action: str = "",
+                   related: Obj | None = None) -> Obj:
+        """A fresh Event body, as first written (core/v1 has no action or related)."""
         ref = object_reference(obj, field_path=field_path)
         now = self._clock.wall()
         stamp = format_time(now)
@@ -119,42 +186,57 @@ class EventRecorder:
         }
 
     async def run(self) -> None:
-        """Write queued events one at a time, until cancelled."""
+        """Write queued events with `writers` concurrent writers, until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(self._writers):
+                tg.create_task(self._writer())
+
+    async def _writer(self) -> None:
         while True:
-            event = await self._queue.get()
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            key, pending = self._pending.popitem(last=False)
+            self._inflight.add(key)
             try:
-                await self.record(event)
+                await self.record(pending.event, occurrences=pending.occurrences)
             except Exception:
-                log.exception("event %s dropped", event.get("reason"))
+                log.exception("event %s dropped", pending.event.get("reason"))
             finally:
-                self._queue.task_done()
+                self._inflight.discard(key)
+                later = self._deferred.pop(key, None)
+                if later is not None:
+                    self._pending[key] = later
+                    self._wake.set()
+                if not self._pending and not self._inflight and not self._deferred:
+                    self._idle.set()
 
     async def flush(self) -> None:
         """Return once every event queued so far has been written (needs `run()` running)."""
-        await self._queue.join()
+        await self._idle.wait()
 
-    async def record(self, event: Obj) -> Obj | None:
-        """Correlate and write one Event now; returns what the server stored (None if dropped)."""
-        async with self._lock:
-            if not self._allowed(event):
-                log.debug("event %s on %s dropped by the spam filter", event["reason"], event["involvedObject"])
-                return None
-            key = _event_key(event)
-            seen = self._recent(key)
-            if seen is None:
-                written = await self._write_with_retries(event, patch=None)
-                count = 1
-            else:
-                count = seen.count + 1
-                event = _repeat_of(event, seen, count)
-                patch = {"count": count, "lastTimestamp": event["lastTimestamp"], "message": event["message"]}
-                written = await self._write_with_retries(event, patch=patch)
-            if written is not None:
-                meta = written.get("metadata") or {}
-                self._remember(key, _Seen(meta.get("name", ""), meta.get("namespace", ""),
-                                          written.get("firstTimestamp") or event["firstTimestamp"],
-                                          int(written.get("count") or count), self._clock.now()))
-            return written
+    async def record(self, event: Obj, *, occurrences: int = 1) -> Obj | None:
+        """Correlate and write one Event (standing for `occurrences` identical ones) now;
+        returns what the server stored (None if dropped)."""
+        key = self.key_of(event)
+        seen = self._recent(key)
+        if seen is None:
+            count = occurrences
+            if count > 1:
+                event = {**event, "count": count}
+            written = await self._write_with_retries(event, patch=None)
+        else:
+            count = seen.count + occurrences
+            event = _repeat_of(event, seen, count)
+            patch = {"count": count, "lastTimestamp": event["lastTimestamp"], "message": event["message"]}
+            written = await self._write_with_retries(event, patch=patch)
+        if written is not None:
+            meta = written.get("metadata") or {}
+            self._remember(key, _Seen(meta.get("name", ""), meta.get("namespace", ""),
+                                      written.get("firstTimestamp") or event["firstTimestamp"],
+                                      int(written.get("count") or count), self._clock.now()))
+        return written
 
     def _allowed(self, event: Obj) -> bool:
         ref = event["involvedObject"]
@@ -195,16 +277,20 @@ class EventRecorder:
                 return None
         return None
 
+    resource = EVENTS
+    """Where the Events are written (core/v1 here)."""
+    patch_type = PatchType.STRATEGIC
+
     async def _write(self, event: Obj, *, patch: Obj | None) -> Obj:
         meta = event["metadata"]
         if patch is not None:
             try:
-                return await self._client.patch(EVENTS, meta["name"], patch, namespace=meta["namespace"],
-                                                patch_type=PatchType.STRATEGIC)
+                return await self._client.patch(self.resource, meta["name"], patch, namespace=meta["namespace"],
+                                                patch_type=self.patch_type)
             except errors.NotFound:
                 pass  # the Event expired or was deleted: write it afresh, with its count
         body = {**event, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-        return await self._client.create(EVENTS, body, namespace=meta["namespace"])
+        return await self._client.create(self.resource, body, namespace=meta["namespace"])
 
 
 def _event_key(event: Obj) -> tuple[str, ...]:

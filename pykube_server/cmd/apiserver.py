@@ -18,6 +18,7 @@ from pykube_server.apiserver.app import SERVER, Settings, make_app
 from pykube_server.apiserver.kubeconfig import write_kubeconfig
 from pykube_server.apiserver.serviceaccount import DEFAULT_ISSUER
 from pykube_server.apiserver.serviceaccount import keys as sa_keys
+from pykube_server.cmd import process
 from pykube_server.registry.ipallocator import IPRange
 
 log = logging.getLogger("pykube")
@@ -153,6 +154,7 @@ def settings_from(args: argparse.Namespace, port: int) -> Settings:
         service_account_jwks_uri=args.service_account_jwks_uri,
         endpoint_reconciler_ttl_seconds=args.endpoint_reconciler_ttl,
         endpoint_reconciler_interval_seconds=args.endpoint_reconciler_interval,
+        pki_dir=str(data_dir / "pki"),
     )
 
 
@@ -236,6 +238,7 @@ async def serve(args: argparse.Namespace, *, components: Components | None = Non
         write_kubeconfig(Path(kubeconfig).resolve(), server=server_url, ca_pem=pki.ca.cert_pem,
                          client_cert_pem=cert_pem, client_key_pem=key_pem)
     started = True
+    process.freeze_startup_objects()
     print(f"pykube ready: {server_url} (kubeconfig: {kubeconfig or '-'})", flush=True)
     try:
         if components is None:

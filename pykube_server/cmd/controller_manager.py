@@ -52,6 +52,9 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                    help="the usage ratio's distance from 1.0 within which the HPA does not scale (default 0.1)")
     p.add_argument("--horizontal-pod-autoscaler-downscale-stabilization", type=go_duration, default=300.0,
                    help="how far back the HPA looks for a higher recommendation before scaling down (default 5m0s)")
+    p.add_argument("--load-balancer-ip-range", default="127.240.0.0/16",
+                   help="loopback CIDR the service-lb-controller gives LoadBalancer Services their ingress IPs "
+                        "from (pykube's stand-in for a cloud; default 127.240.0.0/16)")
     p.add_argument("--kube-api-qps", type=float, default=50.0)
     p.add_argument("--kube-api-burst", type=int, default=100)
     p.add_argument("--log-level", default="INFO")
@@ -68,6 +71,7 @@ async def main(args: argparse.Namespace) -> None:
                                        "terminated_pod_gc_threshold": args.terminated_pod_gc_threshold,
                                        "resource_quota_sync_period_seconds": args.resource_quota_sync_period,
                                        "local_path_dir": args.local_path_dir,
+                                       "load_balancer_ip_range": args.load_balancer_ip_range,
                                        "cluster_signing_cert_file": args.cluster_signing_cert_file,
                                        "cluster_signing_key_file": args.cluster_signing_key_file,
                                        "cluster_signing_duration_seconds": args.cluster_signing_duration,

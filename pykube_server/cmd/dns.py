@@ -199,6 +199,9 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> tuple[DNSSetting
 
 async def main(args: argparse.Namespace) -> None:
     settings, explicit = settings_from(args, sys.argv[1:])
+    for handler in logging.getLogger().handlers:  # CoreDNS logs to stdout: one stream keeps the banner first
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+            handler.setStream(sys.stdout)
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)

@@ -30,6 +30,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-name-prefix", default="pykube-node-", help="node i is named <prefix><i>")
     p.add_argument("--runtime", choices=("process", "simulated"), default="process",
                    help="how pods run: real local processes, or simulated (default process)")
+    p.add_argument("--network-plugin", choices=("loopback",), default="loopback",
+                   help="the pod network plugin (CNI seam): loopback hands out 127.244.<node>.x pod IPs")
     p.add_argument("--data-dir", default="data", help="runtime state, container logs, serving certificate")
     p.add_argument("--pod-cidr", default="127.244.0.0/16", help="node i gets the i-th /24 of this range")
     p.add_argument("--simulated-cpu", default="32")
@@ -59,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
         simulated_memory=args.simulated_memory, simulated_pods=args.simulated_pods,
         simulated_start_delay_seconds=args.simulated_start_delay, port=args.port, qps=args.kube_api_qps,
         burst=args.kube_api_burst, node_kubeconfig_dir=args.node_kubeconfig_dir, cluster_dns=tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
-        cluster_domain=args.cluster_domain.strip("."))
+        cluster_domain=args.cluster_domain.strip("."), network_plugin=args.network_plugin)
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()

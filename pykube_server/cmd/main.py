@@ -15,6 +15,7 @@ from pykube_server.cmd import apiserver, controller_manager, kubelet, scheduler,
 from pykube_server.cmd import dns, proxy
 from pykube_server.cmd import migrate
 from pykube_server.cmd import token
+from pykube_server.cmd import process
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,6 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     cluster.add_argument("--cluster-domain", default="cluster.local", help="the cluster's DNS domain (default cluster.local)")
     cluster.add_argument("--pod-cidr", default="127.244.0.0/16",
                          help="pod IPs: node i gets the i-th /24 of this range (default 127.244.0.0/16)")
+    cluster.add_argument("--load-balancer-ip-range", default="127.240.0.0/16",
+                         help="LoadBalancer Services' ingress IPs (loopback; default 127.240.0.0/16)")
     api = sub.add_parser("apiserver", help="run the API server alone")
     apiserver.add_server_flags(api)
     api.add_argument("--kubeconfig", default="", help="also write an admin kubeconfig here")
@@ -71,8 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    serves_api = args.command in ("up", "apiserver")
+    if serves_api:
+        process.tune_server_gc()
     try:
-        asyncio.run(run(args))
+        process.run(run(args), fast_loop=serves_api)
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
 

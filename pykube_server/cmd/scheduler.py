@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from pykube_server.client.events import EventRecorder
+from pykube_server.client.eventsv1 import EventsV1Recorder
 from pykube_server.client.informer import InformerFactory
 from pykube_server.client.leaderelection import LeaderElectionConfig, LeaderElector
 from pykube_server.client.rest import Client
@@ -41,9 +41,11 @@ def load_config(path: str) -> tuple[list[Profile], SchedulerSettings]:
     return profiles_from_config(doc), settings
 
 
-async def run_scheduler(client: Client, profiles: list[Profile], settings: SchedulerSettings) -> None:
+async def run_scheduler(client: Client, profiles: list[Profile], settings: SchedulerSettings,
+                        event_client: Client | None = None) -> None:
     informers = InformerFactory(client)
-    recorder = EventRecorder(client, component=profiles[0].scheduler_name)
+    # kube-scheduler records events.k8s.io/v1 Events (client-go's tools/events), not core ones.
+    recorder = EventsV1Recorder(event_client or client, controller=profiles[0].scheduler_name)
     scheduler = Scheduler(client, informers, recorder, profiles=profiles, settings=settings)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(informers.run())
@@ -53,14 +55,18 @@ async def run_scheduler(client: Client, profiles: list[Profile], settings: Sched
 
 async def main(args: argparse.Namespace) -> None:
     profiles, settings = load_config(args.config)
+    # Events get a client (and so a QPS budget) of their own, as kube-scheduler's eventClient
+    # does: a burst of Scheduled events must not slow the bindings down.
     async with Client.from_kubeconfig(args.kubeconfig, qps=args.kube_api_qps, burst=args.kube_api_burst,
-                                      user_agent=USER_AGENT) as client:
+                                      user_agent=USER_AGENT) as client, \
+            Client.from_kubeconfig(args.kubeconfig, qps=args.kube_api_qps, burst=args.kube_api_burst,
+                                   user_agent=USER_AGENT) as event_client:
         if args.leader_elect != "true":
-            await run_scheduler(client, profiles, settings)
+            await run_scheduler(client, profiles, settings, event_client)
             return
         identity = f"{socket.gethostname()}_{uuid.uuid4()}"
         elector = LeaderElector(client, LeaderElectionConfig(namespace="kube-system", name="kube-scheduler",
                                                               identity=identity),
-                                on_started_leading=lambda: run_scheduler(client, profiles, settings))
+                                on_started_leading=lambda: run_scheduler(client, profiles, settings, event_client))
         await elector.run()
         raise SystemExit("leader election lost")

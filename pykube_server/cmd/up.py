@@ -41,9 +41,11 @@ def components_for(args: argparse.Namespace) -> list[tuple[Component, list[str]]
          ["--service-account-private-key-file", str(service_account_signing_key(args)),
           "--local-path-dir", str(Path(getattr(args, "data_dir", ".pykube")).resolve() / "local-path"),
           "--cluster-signing-cert-file", str(Path(getattr(args, "data_dir", ".pykube")).resolve() / "pki" / certs.CA_CERT_FILE),
-          "--cluster-signing-key-file", str(Path(getattr(args, "data_dir", ".pykube")).resolve() / "pki" / certs.CA_KEY_FILE)]),
+          "--cluster-signing-key-file", str(Path(getattr(args, "data_dir", ".pykube")).resolve() / "pki" / certs.CA_KEY_FILE),
+          "--load-balancer-ip-range", getattr(args, "load_balancer_ip_range", "127.240.0.0/16")]),
         (Component("scheduler", "system:kube-scheduler"), []),
-        (Component("proxy", "system:kube-proxy"), []),
+        (Component("proxy", "system:kube-proxy"),
+         ["--hostname-override", ",".join(f"pykube-node-{i}" for i in range(1, getattr(args, "nodes", 1) + 1))]),
         (Component("kubelet", "system:node:pykube-node-1", ("system:nodes",)),
          ["--nodes", str(getattr(args, "nodes", 1)), "--runtime", getattr(args, "runtime", "process"),
           "--cluster-dns", addons.dns_service_ip(getattr(args, "service_cluster_ip_range", "127.96.0.0/16"))

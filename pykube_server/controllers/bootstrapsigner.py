@@ -10,36 +10,15 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 
 from pykube_server.api import errors, jws
+from pykube_server.api.bootstraptoken import expires_at, token_fields
 from pykube_server.api.types import Obj
 from pykube_server.client.rest import CONFIGMAPS, SECRETS
 from pykube_server.controllers.framework import Context, Controller, Request, Result
 
 SECRET_TYPE = "bootstrap.kubernetes.io/token"
 JWS_PREFIX = "jws-kubeconfig-"
-
-
-def token_fields(secret: Obj) -> dict[str, str]:
-    out = {}
-    for name, value in (secret.get("data") or {}).items():
-        try:
-            out[name] = base64.b64decode(value).decode()
-        except (ValueError, UnicodeDecodeError):
-            continue
-    return out
-
-
-def expires_at(fields: dict[str, str]) -> dt.datetime | None:
-    text = fields.get("expiration", "")
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 
 class BootstrapSigner:

@@ -39,10 +39,11 @@ def _register() -> None:
     from pykube_server.controllers import serviceaccounttoken
     from pykube_server.controllers import cronjob, daemonset, job, statefulset, ttlafterfinished
     from pykube_server.controllers import deployment, replicaset
-    from pykube_server.controllers import endpoints, endpointslice, endpointslicemirroring
+    from pykube_server.controllers import endpoints, endpointslice, endpointslicemirroring, servicelb
     from pykube_server.controllers import bootstrapsigner, clusterroleaggregation, csrapproving, csrsigning
     from pykube_server.controllers import disruption, nodelifecycle, podautoscaler, podgc, resourcequota
     from pykube_server.controllers.persistentvolume import binder, protection, provisioner
+    from pykube_server.controllers import admissionpolicystatus
 
     entries: dict[str, ControllerFactory] = {
         "garbage-collector-controller": garbagecollector.create,
@@ -61,6 +62,7 @@ def _register() -> None:
         "endpoints-controller": endpoints.create,
         "endpointslice-controller": endpointslice.create,
         "endpointslice-mirroring-controller": endpointslicemirroring.create,
+        "service-lb-controller": servicelb.create,
         "clusterrole-aggregation-controller": clusterroleaggregation.create,
         "certificatesigningrequest-signing-controller": csrsigning.create,
         "certificatesigningrequest-approving-controller": csrapproving.create,
@@ -76,6 +78,7 @@ def _register() -> None:
         "persistentvolume-protection-controller": protection.create_pv_protection,
         "persistentvolumeclaim-protection-controller": protection.create_pvc_protection,
         "local-path-provisioner": provisioner.create,
+        "validatingadmissionpolicy-status-controller": admissionpolicystatus.create,
     }
     for name, factory in entries.items():
         if name in CONTROLLERS:

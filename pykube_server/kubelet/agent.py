@@ -23,10 +23,20 @@ from pykube_server.client.informer import Informer
 from pykube_server.client.rest import SERVICES, Client
 from pykube_server.kubelet import node as nodeinfo
 from pykube_server.kubelet.kubelet import Kubelet, NodeConfig
+from pykube_server.kubelet.network import NETWORK_PLUGINS
 from pykube_server.kubelet.runtimes import RUNTIMES, RuntimeOptions
 from pykube_server.kubelet.server import LogServer
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_QPS = 1e6
+HEARTBEAT_BURST = 1_000_000
+"""The heartbeat client is not rate limited (the real kubelet gives it QPS -1): Leases and node
+status of every node of this process go through it, apart from the pod traffic."""
+HEARTBEAT_TIMEOUT_SECONDS = 10.0
+REGISTER_CONCURRENCY = 32
+"""Nodes of this process registering at once (Node, its status, its CSINode)."""
+"""Its request timeout, the node status update frequency (as the real kubelet's)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ class KubeletSettings:
     cluster_dns: tuple[str, ...] = ("127.96.0.10",)
     """ClusterFirst pods' nameservers (`--cluster-dns`; kubeadm's is the 10th Service IP)."""
     cluster_domain: str = "cluster.local"
+    network_plugin: str = "loopback"
+    """The pod network plugin (`network.NETWORK_PLUGINS`): `loopback` hands out loopback pod IPs."""
     node_kubeconfig_dir: str = ""
     """Where `<node name>.yaml` kubeconfigs give virtual nodes their own identities
     (`system:node:<name>`), so the Node authorizer and NodeRestriction confine each to itself;
@@ -74,26 +86,32 @@ def resources(settings: KubeletSettings, data_dir: Path) -> nodeinfo.Resources:
 async def run(settings: KubeletSettings) -> None:
     if settings.runtime not in RUNTIMES:
         raise SystemExit(f"unknown runtime {settings.runtime!r}; choose one of {sorted(RUNTIMES)}")
+    if settings.network_plugin not in NETWORK_PLUGINS:
+        raise SystemExit(f"unknown network plugin {settings.network_plugin!r}; choose one of {sorted(NETWORK_PLUGINS)}")
     root = Path(settings.data_dir).resolve() / "kubelet"
     root.mkdir(parents=True, exist_ok=True)
     res = resources(settings, root)
     async with Client.from_kubeconfig(settings.kubeconfig, qps=settings.qps, burst=settings.burst,
-                                      user_agent="kubelet/v1.33.0 (linux/amd64) pykube") as client:
+                                      user_agent="kubelet/v1.33.0 (linux/amd64) pykube") as client, \
+            Client(client.config.with_options(qps=HEARTBEAT_QPS, burst=HEARTBEAT_BURST,
+                                              timeout_seconds=HEARTBEAT_TIMEOUT_SECONDS)) as heartbeat:
         services = Informer(client, SERVICES)
         kubelets: list[Kubelet] = []
         server = LogServer(kubelets, cert_dir=root / "pki")
         port = await server.start(settings.port)
         runtimes = []
         own_clients: list[Client] = []
+        gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
         try:
             for i in range(1, settings.nodes + 1):
                 name = f"{settings.node_name_prefix}{i}"
-                node_client = client
+                node_client, node_heartbeat = client, heartbeat
                 own = Path(settings.node_kubeconfig_dir) / f"{name}.yaml" if settings.node_kubeconfig_dir else None
                 if own is not None and own.exists():
                     node_client = Client.from_kubeconfig(own, qps=settings.qps, burst=settings.burst,
                                                          user_agent="kubelet/v1.33.0 (linux/amd64) pykube")
                     own_clients.append(node_client)
+                    node_heartbeat = node_client  # a node of its own identity shares its client with no one
                 runtime = RUNTIMES[settings.runtime](RuntimeOptions(
                     root / name / "runtime", simulated_start_delay_seconds=settings.simulated_start_delay_seconds))
                 runtimes.append(runtime)
@@ -101,8 +119,9 @@ async def run(settings: KubeletSettings) -> None:
                 config = NodeConfig(name, pod_cidr(settings.pod_cidr_base, i), res,
                                     simulated=settings.runtime == "simulated", kubelet_port=port,
                                     root_dir=str(root / name), cluster_dns=settings.cluster_dns,
-                                    cluster_domain=settings.cluster_domain)
-                kubelets.append(Kubelet(config, client=node_client, runtime=runtime, recorder=recorder, services=services))
+                                    cluster_domain=settings.cluster_domain, network_plugin=settings.network_plugin)
+                kubelets.append(Kubelet(config, client=node_client, runtime=runtime, recorder=recorder, services=services,
+                                        heartbeat_client=node_heartbeat, startup_gate=gate))
             log.info("kubelet: %d node(s), runtime %s, serving on 127.0.0.1:%d", len(kubelets), settings.runtime, port)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(services.run())

@@ -1,7 +1,8 @@
 """What the pod workers of one node share: the API client, recorder, runtime, pod IPs, clock.
 
-Kept apart from the workers so tests can build one with stubs, and so the IP allocator (the
-stand-in for a CNI plugin's IPAM) has a home of its own.
+Kept apart from the workers so tests can build one with stubs. Pod IPs come from the network
+plugin (`network.py`, the CNI seam); `ips` is the default loopback plugin's allocator, kept
+here for callers that build a context from a podCIDR alone.
 """
 
 from __future__ import annotations
@@ -16,30 +17,11 @@ from pykube_server.client.rest import Client
 from pykube_server.kubelet.backoff import Backoff
 from pykube_server.kubelet.dns import PodDNS
 from pykube_server.kubelet.env import Getter
-from pykube_server.kubelet.runtime import Runtime, RuntimeServiceError
+from pykube_server.kubelet.network import IPAllocator, LoopbackNetwork, NetworkPlugin
+from pykube_server.kubelet.runtime import Runtime
 from pykube_server.kubelet.volumes import VolumeManager
 
-
-class IPAllocator:
-    """Pod IPs from the node's /24 (`.2` to `.254`; `.1` is the node's gateway address)."""
-
-    def __init__(self, cidr: str) -> None:
-        self._prefix = cidr.split("/")[0].rsplit(".", 1)[0]
-        self._used: set[str] = set()
-
-    def reserve(self, ip: str) -> None:
-        self._used.add(ip)
-
-    def allocate(self) -> str:
-        for host in range(2, 255):
-            ip = f"{self._prefix}.{host}"
-            if ip not in self._used:
-                self._used.add(ip)
-                return ip
-        raise RuntimeServiceError("no pod IPs left in the node's podCIDR")
-
-    def release(self, ip: str) -> None:
-        self._used.discard(ip)
+__all__ = ["IPAllocator", "NodeContext"]
 
 
 @dataclass
@@ -62,6 +44,17 @@ class NodeContext:
     """Pod volumes as host directories (None: volumes are ignored, as the simulated runtime does)."""
     dns: PodDNS | None = None
     """Each pod's resolv.conf and hosts file (None: containers see the node's)."""
+    network: NetworkPlugin | None = None
+    """The CNI-shaped network plugin (None: the loopback plugin over `ips`)."""
+
+    def __post_init__(self) -> None:
+        if self.network is None:
+            self.network = LoopbackNetwork(self.ips)
+
+    @property
+    def net(self) -> NetworkPlugin:
+        assert self.network is not None
+        return self.network
 
     def wall(self) -> float:
         return self.clock.wall().timestamp()

@@ -8,11 +8,18 @@ Timings are the kubelet's defaults: the Lease in `kube-node-lease` (duration 40 
 every 10 s; node status is computed every 10 s and written when it changed or when a minute
 passed since the last write (the heartbeat), so a healthy idle node costs one Lease update per
 10 s and one status patch per minute.
+
+Heartbeats (Lease and node status) go through `heartbeat_client` when given: as the real
+kubelet's HeartbeatClient, a client of their own without a QPS limit, so a burst of pod
+traffic (status patches, events) on the shared client never delays them. The renewal interval
+is counted from the start of the previous renewal, so the API server's latency does not add
+to the gap between two renewTimes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -26,9 +33,12 @@ from pykube_server.client.events import NORMAL, WARNING, EventRecorder
 from pykube_server.client.informer import FuncHandler, Informer
 from pykube_server.client.leaderelection import format_microtime
 from pykube_server.client.rest import CONFIGMAPS, LEASES, NODES, PODS, SECRETS, Client, Resource, TransportError
+from pykube_server.kubelet import csinode
 from pykube_server.kubelet import node as nodeinfo
+from pykube_server.kubelet.csi import LOCAL_PATH_DRIVER, CSINodePlugin, LocalPathDriver
 from pykube_server.kubelet.context import IPAllocator, NodeContext
 from pykube_server.kubelet.dns import PodDNS
+from pykube_server.kubelet.network import NETWORK_PLUGINS, LoopbackNetwork, NetworkPlugin
 from pykube_server.kubelet.pod_workers import PodWorkers
 from pykube_server.kubelet.runtime import EventedRuntime, Runtime
 from pykube_server.kubelet.status import rfc3339
@@ -58,15 +68,23 @@ class NodeConfig:
     """`--cluster-dns`: the nameservers of ClusterFirst pods."""
     cluster_domain: str = ""
     """`--cluster-domain`; empty: pods' resolv.conf and hosts files are not managed."""
+    network_plugin: str = "loopback"
+    """`--network-plugin`: a name in `network.NETWORK_PLUGINS` (the CNI seam)."""
 
 
 class Kubelet:
     """Runs one node until cancelled."""
 
     def __init__(self, config: NodeConfig, *, client: Client, runtime: Runtime, recorder: EventRecorder,
-                 services: Informer | None = None, clock: Clock = REAL_CLOCK) -> None:
+                 services: Informer | None = None, clock: Clock = REAL_CLOCK,
+                 network: NetworkPlugin | None = None, heartbeat_client: Client | None = None,
+                 startup_gate: asyncio.Semaphore | None = None) -> None:
         self.config = config
         self.client = client
+        self.heartbeat = heartbeat_client or client
+        self._startup_gate = startup_gate
+        """Bounds how many nodes of this process register at once (each registration is a few
+        requests; a thousand at once would mean a thousand new TLS connections)."""
         self.runtime = runtime
         self.recorder = recorder
         self.clock = clock
@@ -78,11 +96,18 @@ class Kubelet:
         self._services = services
         self._last_report = -1e9
         _, alloc = nodeinfo.capacity(config.resources)
+        if network is None:
+            network = NETWORK_PLUGINS[config.network_plugin](config.pod_cidr)
+        ips = network.ips if isinstance(network, LoopbackNetwork) else IPAllocator(config.pod_cidr)
         self.ctx = NodeContext(node_name=config.name, host_ip="127.0.0.1", client=client, recorder=recorder,
-                               runtime=runtime, ips=IPAllocator(config.pod_cidr), getter=self._get_source,
+                               runtime=runtime, ips=ips, getter=self._get_source, network=network,
                                services=self._service_list, allocatable=alloc, clock=clock)
+        self.csi_drivers: dict[str, CSINodePlugin] = {LOCAL_PATH_DRIVER: LocalPathDriver(config.name)}
+        """The CSI node plugins registered on this node (listed in its CSINode object)."""
+        self.csinode: Obj | None = None
         if config.root_dir and not config.simulated:
-            self.ctx.volumes = VolumeManager(Path(config.root_dir), client, clock=clock, allocatable=alloc)
+            self.ctx.volumes = VolumeManager(Path(config.root_dir), client, clock=clock, allocatable=alloc,
+                                             csi_drivers=self.csi_drivers)
         if config.root_dir and not config.simulated and config.cluster_domain:
             self.ctx.dns = PodDNS(Path(config.root_dir), cluster_dns=config.cluster_dns,
                                   cluster_domain=config.cluster_domain,
@@ -98,8 +123,12 @@ class Kubelet:
         return self.config.name
 
     async def run(self) -> None:
-        await self.register()
+        async with self._startup_gate or contextlib.nullcontext():
+            await self.register()
+            csi_registered = await self._register_csi_once()
         async with asyncio.TaskGroup() as tg:
+            if not csi_registered:
+                tg.create_task(self._register_csi_drivers())
             tg.create_task(self._lease_loop())
             tg.create_task(self._status_loop())
             tg.create_task(self.pods.run())
@@ -128,20 +157,22 @@ class Kubelet:
 
     async def _register_once(self) -> None:
         body = nodeinfo.node_object(self.name, pod_cidr=self.config.pod_cidr, simulated=self.config.simulated)
+        csi_ids = csinode.node_id_annotation(await csinode.driver_infos(list(self.csi_drivers.values())))
+        body["metadata"]["annotations"].update(csi_ids)
         try:
             self.node = await self.client.create(NODES, body)
             log.info("registered node %s", self.name)
         except errors.AlreadyExists:
-            patch = {"metadata": {"labels": body["metadata"]["labels"]}, "spec": body["spec"]}
+            patch = {"metadata": {"labels": body["metadata"]["labels"], "annotations": csi_ids}, "spec": body["spec"]}
             self.node = await self.client.patch(NODES, self.name, patch)
-        await self.update_node_status(force=True)
+        await self.update_node_status(force=True, client=self.client)  # not the heartbeat's short timeout
 
     def _status(self) -> Obj:
         return nodeinfo.node_status(self.name, old=self.node.get("status") or {}, res=self.config.resources,
                                     runtime_version=f"{self.runtime.name}://{self.runtime.version}",
                                     port=self.config.kubelet_port, now=rfc3339(self.clock.wall()))
 
-    async def update_node_status(self, *, force: bool = False) -> bool:
+    async def update_node_status(self, *, force: bool = False, client: Client | None = None) -> bool:
         """Patch nodes/<name>/status if it changed or the report interval passed; True if written."""
         status = self._status()
         old = self.node.get("status") or {}
@@ -149,7 +180,7 @@ class Kubelet:
         if not force and not due and nodeinfo.without_heartbeats(status) == nodeinfo.without_heartbeats(old):
             return False
         before = {c.get("type"): c.get("status") for c in old.get("conditions") or []}
-        self.node = await self.client.patch(NODES, self.name, {"status": status}, subresource="status")
+        self.node = await (client or self.heartbeat).patch(NODES, self.name, {"status": status}, subresource="status")
         self._last_report = self.clock.now()
         self.node_status_writes += 1
         for reason in nodeinfo.STATUS_EVENTS if not before else ():
@@ -166,6 +197,20 @@ class Kubelet:
             except (TransportError, errors.StatusError) as exc:
                 log.warning("node %s: status update failed: %s", self.name, exc)
 
+    async def _register_csi_once(self) -> bool:
+        """The plugin registration's API side: the node's CSINode lists its drivers."""
+        infos = await csinode.driver_infos(list(self.csi_drivers.values()))
+        try:
+            self.csinode = await csinode.register(self.client, self.node, infos)
+            return True
+        except (TransportError, errors.StatusError) as exc:
+            log.warning("node %s: registering CSI drivers failed: %s; retrying", self.name, exc)
+            return False
+
+    async def _register_csi_drivers(self) -> None:
+        while not await self._register_csi_once():
+            await self.clock.sleep(RETRY_SECONDS)
+
     # --- lease -------------------------------------------------------------------------------
     async def renew_lease(self) -> Obj:
         """Renew `kube-node-lease/<node>`: an update of the Lease written last time (one request,
@@ -175,7 +220,7 @@ class Kubelet:
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": now}
         if self._lease is not None:
             try:
-                self._lease = await self.client.update(
+                self._lease = await self.heartbeat.update(
                     LEASES, {**self._lease, "spec": {**(self._lease.get("spec") or {}), **spec}})
                 self.lease_renewals += 1
                 return self._lease
@@ -183,30 +228,32 @@ class Kubelet:
                 self._lease = None
         owner = [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": self.node["metadata"]["uid"]}]
         try:
-            lease = await self.client.get(LEASES, self.name, namespace=LEASE_NAMESPACE)
+            lease = await self.heartbeat.get(LEASES, self.name, namespace=LEASE_NAMESPACE)
         except errors.NotFound:
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE, "ownerReferences": owner},
                     "spec": spec}
-            lease = await self.client.create(LEASES, body, namespace=LEASE_NAMESPACE)
+            lease = await self.heartbeat.create(LEASES, body, namespace=LEASE_NAMESPACE)
         else:
             lease["spec"] = {**(lease.get("spec") or {}), **spec}
-            lease = await self.client.update(LEASES, lease)
+            lease = await self.heartbeat.update(LEASES, lease)
         self._lease = lease
         self.lease_renewals += 1
         return lease
 
     async def _lease_loop(self) -> None:
         while True:
+            began = self.clock.now()
             try:
                 await self.renew_lease()
                 # client-go's JitterUntil(renewInterval, 0.04): a thousand nodes started together
-                # drift apart instead of renewing in one burst every 10 s.
-                delay = LEASE_RENEW_SECONDS * (1 + LEASE_JITTER * random.random())
+                # drift apart instead of renewing in one burst every 10 s. Counted from the start
+                # of this renewal: a slow answer must not push the next renewTime out.
+                delay = LEASE_RENEW_SECONDS * (1 + LEASE_JITTER * random.random()) - (self.clock.now() - began)
             except (TransportError, errors.StatusError) as exc:
                 log.warning("node %s: lease renewal failed: %s", self.name, exc)
                 delay = RETRY_SECONDS  # client-go's lease controller retries fast, then backs off
-            await self.clock.sleep(delay)
+            await self.clock.sleep(max(delay, 0.0))
 
     # --- pods --------------------------------------------------------------------------------
     async def _runtime_events(self) -> None:

@@ -11,11 +11,16 @@ compares desired (the pod) with actual (the runtime) and acts:
    grace period), write the terminal status (Succeeded if every container exited 0, else
    Failed), remove the sandbox, then DELETE the pod with gracePeriodSeconds=0 (uid
    precondition) as the real status manager does;
-3. pod terminal: keep things as they are (logs stay readable) until it is deleted;
-4. otherwise: a sandbox with an IP; init containers one by one, each to success; then every
+3. pod terminal: keep things as they are (logs stay readable) until it is deleted. A terminal
+   phase is final: when a client (or an earlier kubelet) set it in the API, whatever still runs
+   is stopped and the phase kept, never written back to Running (the DaemonSet controller
+   replaces such pods);
+4. pod past `spec.activeDeadlineSeconds` since `status.startTime`: a Normal DeadlineExceeded
+   event, phase Failed with reason DeadlineExceeded written, then its containers killed;
+5. otherwise: a sandbox with an IP; init containers one by one, each to success; then every
    container, restarted per restartPolicy with the back-off (CrashLoopBackOff while waiting);
    probes per running container; liveness/startup failures kill the container;
-5. write `pods/<name>/status` when the computed status changed.
+6. write `pods/<name>/status` when the computed status changed.
 
 Events are the kubelet's: Pulling, Pulled, Created, Started, Killing, BackOff, Failed,
 Unhealthy, with the real messages and `spec.containers{name}` field paths.
@@ -37,16 +42,21 @@ from pykube_server.kubelet import status as podstatus
 from pykube_server.kubelet.backoff import go_duration
 from pykube_server.kubelet.context import NodeContext
 from pykube_server.kubelet.env import EnvError, container_env, expand
+from pykube_server.kubelet.network import PodNetwork
 from pykube_server.kubelet.probes import LIVENESS, READINESS, SPEC_FIELDS, STARTUP, Prober, ProbeResults
 from pykube_server.kubelet.runtime import (
-    ContainerConfig, ContainerState, ContainerStatus, IsolatingRuntime, Mount, RuntimeServiceError, SandboxConfig,
-    SandboxState,
+    ContainerConfig, ContainerState, ContainerStatus, IsolatingRuntime, Mount, PidSharingRuntime, RuntimeServiceError,
+    SandboxConfig, SandboxState,
 )
 from pykube_server.kubelet.volumes import MountError, MountedVolume, SetupResult
 
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 10.0
+TERMINAL_PHASES = ("Succeeded", "Failed")
+DEADLINE_REASON = "DeadlineExceeded"
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+"""The kubelet's activeDeadlineHandler: event reason and the pod status reason/message."""
 RETRY_SECONDS = 1.0
 MOUNT_RETRY_FIRST_SECONDS = 0.5
 MOUNT_RETRY_MAX_SECONDS = 122.0
@@ -137,10 +147,23 @@ class PodWorker:
         if self.pod["metadata"].get("deletionTimestamp"):
             await self._terminate()
             return
-        if (self.pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and self._written is None:
-            return  # finished before we (re)started: nothing to run, logs stay until deletion
-        if self._written is not None and self._written.get("phase") in ("Succeeded", "Failed"):
+        if self._written is not None and self._written.get("phase") in TERMINAL_PHASES:
+            return  # we ended it: logs stay readable until deletion
+        api_phase = (self.pod.get("status") or {}).get("phase")
+        if api_phase in TERMINAL_PHASES:
+            await self._end(api_phase)  # ended in the API (by a client, or before we restarted)
             return
+        left = self._deadline_left()
+        if left is not None and left <= 0:
+            self._pod_event(NORMAL, DEADLINE_REASON, DEADLINE_MESSAGE)
+            await self._end("Failed", reason=DEADLINE_REASON, message=DEADLINE_MESSAGE)
+            return
+        await self._sync_running()
+        left = self._deadline_left()
+        if left is not None:
+            self.wake_after(max(left, 0.0) + 0.01)
+
+    async def _sync_running(self) -> None:
         if not await self._setup_volumes():
             await self._write_status()
             return
@@ -151,26 +174,65 @@ class PodWorker:
             await self._sync_containers(containers)
         await self._write_status(phase="Failed" if failed else None)
 
+    def _deadline_left(self) -> float | None:
+        """Seconds until `activeDeadlineSeconds` runs out (counted from startTime, as the
+        kubelet's activeDeadlineHandler does), or None without a deadline or a start."""
+        seconds = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        start = self._start_time or (self.pod.get("status") or {}).get("startTime")
+        if seconds is None or not start:
+            return None
+        return podstatus.parse_rfc3339(start) + float(seconds) - self.ctx.wall()
+
+    async def _end(self, phase: str, *, reason: str = "", message: str = "") -> None:
+        """Stop a pod whose phase is terminal and report it with that phase, as the kubelet's
+        syncPod does for a Failed pod: the status first, then the containers are killed (with
+        the pod's grace period), then the final container states. Nothing runs and nothing was
+        reported by us (a kubelet restarted after the pod ended): leave it as it is."""
+        running = [c for c in await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id)
+                   if self._sandbox_id and c.state is ContainerState.RUNNING]
+        if not running and self._written is None:
+            return
+        self._stop_probes(keep=())
+        if running:
+            await self._write_status(phase=phase, terminal=True, reason=reason, message=message)
+            specs = {c["name"]: c for c in self._all_specs()}
+            for c in running:
+                self._event(NORMAL, "Killing", f"Stopping container {c.name}", specs.get(c.name, {"name": c.name}))
+            grace = self._grace()
+            await asyncio.gather(*(self.ctx.runtime.stop_container(c.id, timeout=grace) for c in running))
+        await self._write_status(phase=phase, terminal=True, reason=reason, message=message)
+
     async def _find_sandbox(self) -> None:
         if self._sandbox_id:
             return
         for sandbox in await self.ctx.runtime.list_pod_sandboxes():
             if sandbox.uid == self.uid and sandbox.state is SandboxState.READY:
+                if not await self.ctx.net.check_pod_network(self._network_ref(), (sandbox.ip,)):
+                    log.warning("pod %s: the network plugin refused sandbox %s's IP %s; making a new sandbox",
+                                _pod_ref(self.pod), sandbox.id, sandbox.ip)
+                    await self.ctx.runtime.remove_pod_sandbox(sandbox.id)
+                    await self.ctx.net.teardown_pod_network(self._network_ref(), (sandbox.ip,))
+                    continue
                 self._sandbox_id, self._ip = sandbox.id, sandbox.ip
-                self.ctx.ips.reserve(sandbox.ip)
+
+    def _network_ref(self) -> PodNetwork:
+        meta = self.pod["metadata"]
+        return PodNetwork(self.uid, meta.get("namespace", ""), meta.get("name", ""))
 
     async def _ensure_sandbox(self) -> None:
         if self._sandbox_id:
             return
         meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
-        ip = self.ctx.ips.allocate()
+        ips = await self.ctx.net.setup_pod_network(self._network_ref())
+        ip = ips[0] if ips else ""
         try:
             self._sandbox_id = await self.ctx.runtime.run_pod_sandbox(SandboxConfig(
                 uid=self.uid, namespace=meta["namespace"], name=meta["name"], ip=ip,
                 hostname=spec.get("hostname") or meta["name"], labels=meta.get("labels") or {},
-                annotations=meta.get("annotations") or {}))
+                annotations=meta.get("annotations") or {},
+                share_process_namespace=bool(spec.get("shareProcessNamespace"))))
         except BaseException:
-            self.ctx.ips.release(ip)
+            await self.ctx.net.teardown_pod_network(self._network_ref(), ips)
             raise
         self._ip = ip
         if not self._start_time:
@@ -217,6 +279,11 @@ class PodWorker:
     def _check_isolation(self, cid: str, mounts: tuple[Mount, ...], spec: Obj, init: bool) -> None:
         """Say so (once per pod) when a container could not get its own mounts and hostname."""
         runtime = self.ctx.runtime
+        if isinstance(runtime, PidSharingRuntime) and (self.pod.get("spec") or {}).get("shareProcessNamespace"):
+            shared = runtime.pid_namespace_problem(cid)
+            if shared:
+                self._warn_once("pid-namespace", "PIDNamespaceUnavailable",
+                                f"containers of this pod do not share a PID namespace ({shared})")
         if not isinstance(runtime, IsolatingRuntime):
             return
         problem = runtime.isolation_problem(cid)
@@ -429,6 +496,9 @@ class PodWorker:
         self.done = True
 
     def _terminal_phase(self) -> str:
+        for status in (self._written, self.pod.get("status")):
+            if status and status.get("phase") in TERMINAL_PHASES:
+                return str(status["phase"])  # a terminal phase is final
         return "Succeeded" if self._last_all_succeeded else "Failed"
 
     async def _teardown(self) -> None:
@@ -436,8 +506,9 @@ class PodWorker:
         for sandbox in await self.ctx.runtime.list_pod_sandboxes():
             if sandbox.uid == self.uid:
                 await self.ctx.runtime.remove_pod_sandbox(sandbox.id)
-                self.ctx.ips.release(sandbox.ip)
+                await self.ctx.net.teardown_pod_network(self._network_ref(), (sandbox.ip,))
         if self.ctx.volumes is not None:
+            await self.ctx.volumes.unpublish(self.uid)  # CSI volumes first: the driver's links and stage
             self.ctx.volumes.cleanup(self.uid)  # emptyDir data goes with the pod
         self.ctx.backoff.forget_prefix(f"{self.uid}/")
         self._sandbox_id = ""
@@ -461,7 +532,8 @@ class PodWorker:
                                                  ready=bool(ready), started=bool(started)))
         return views
 
-    async def _write_status(self, *, phase: str | None = None, terminal: bool = False) -> None:
+    async def _write_status(self, *, phase: str | None = None, terminal: bool = False, reason: str = "",
+                            message: str = "") -> None:
         containers = await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id) if self._sandbox_id else []
         spec = self.pod.get("spec") or {}
         init = self._views(list(spec.get("initContainers") or []), containers)
@@ -473,7 +545,8 @@ class PodWorker:
         now = podstatus.rfc3339(self.ctx.clock.wall())
         status = podstatus.pod_status(self.pod, init=init, containers=main, sandbox_ready=bool(self._sandbox_id),
                                       pod_ip=self._ip, host_ip=self.ctx.host_ip, start_time=self._start_time or now,
-                                      now=now, runtime=self.ctx.runtime.name, phase=phase)
+                                      now=now, runtime=self.ctx.runtime.name, phase=phase, reason=reason,
+                                      message=message)
         if status == self._written:
             return
         meta = self.pod["metadata"]

@@ -30,6 +30,9 @@ class SandboxConfig:
     """The pod IP the kubelet allocated from the node's podCIDR (the network seam's answer)."""
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    share_process_namespace: bool = False
+    """`spec.shareProcessNamespace`: the containers share one PID namespace (CRI's
+    NamespaceMode POD for pid), whose init is the sandbox's pause process."""
 
 
 class SandboxState(enum.Enum):
@@ -202,6 +205,13 @@ class IsolatingRuntime(Protocol):
     def isolation_problem(self, container_id: str) -> str:
         """Why this started container did not get its own mount and UTS namespaces (so its
         mounts and hostname were skipped), or "" when it did."""
+
+
+@runtime_checkable
+class PidSharingRuntime(Protocol):
+    def pid_namespace_problem(self, container_id: str) -> str:
+        """Why a started container of a `shareProcessNamespace` pod does not share the pod's PID
+        namespace, or "" when it does (or the pod does not ask for it)."""
 
 
 class StreamSession(Protocol):

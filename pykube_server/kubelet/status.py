@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from pykube_server.api.types import Obj
@@ -43,6 +43,11 @@ def normalize_image(image: str) -> str:
 def image_id(image: str) -> str:
     repo = normalize_image(image).split("@", 1)[0].rsplit(":", 1)[0]
     return f"{repo}@sha256:{hashlib.sha256(repo.encode()).hexdigest()}"
+
+
+def parse_rfc3339(text: str) -> float:
+    """`2026-01-02T03:04:05Z` (or with fractional seconds) -> seconds since the epoch."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +175,8 @@ def conditions(pod: Obj, *, init: Sequence[ContainerView], containers: Sequence[
     else:
         initialized = _condition("Initialized", True)
     unready = [v.name for v in containers if not v.ready]
-    if terminal:
-        ready = _condition("ContainersReady", False, "PodCompleted")
+    if terminal:  # a failed pod's containers may still be stopping: not ready, whatever they report
+        ready = _condition("ContainersReady", False, "PodFailed" if phase == FAILED else "PodCompleted")
     elif unready:
         ready = _condition("ContainersReady", False, "ContainersNotReady",
                            f"containers with unready status: [{' '.join(unready)}]")
@@ -209,10 +214,19 @@ def carry_transition_times(old: Sequence[Obj], new: list[Obj], now: str) -> list
     return new + [c for c in old if c.get("type") not in owned]
 
 
+def _init_ready(view: ContainerView) -> ContainerView:
+    """An init container is ready once it exited 0 (also in a terminal pod), as the kubelet's prober
+    manager marks it; a sidecar (restartPolicy Always) keeps the readiness of its probes."""
+    if view.spec.get("restartPolicy") == "Always":
+        return view
+    return replace(view, ready=view.succeeded)
+
+
 def pod_status(pod: Obj, *, init: Sequence[ContainerView], containers: Sequence[ContainerView],
                sandbox_ready: bool, pod_ip: str, host_ip: str, start_time: str, now: str, runtime: str,
-               phase: str | None = None) -> Obj:
-    """The whole status the kubelet writes for `pod`."""
+               phase: str | None = None, reason: str = "", message: str = "") -> Obj:
+    """The whole status the kubelet writes for `pod` (`reason`/`message`: why the kubelet ended
+    it, e.g. DeadlineExceeded)."""
     spec = pod.get("spec") or {}
     old = pod.get("status") or {}
     phase = phase or pod_phase(init=init, containers=containers, restart_policy=spec.get("restartPolicy", "Always"))
@@ -220,13 +234,17 @@ def pod_status(pod: Obj, *, init: Sequence[ContainerView], containers: Sequence[
     status: Obj = {"phase": phase, "conditions": carry_transition_times(old.get("conditions") or [], conds, now),
                    "hostIP": host_ip, "hostIPs": [{"ip": host_ip}], "startTime": start_time,
                    "qosClass": old.get("qosClass", "BestEffort")}
+    if reason:
+        status["reason"] = reason
+    if message:
+        status["message"] = message
     if pod_ip:
         status["podIP"] = pod_ip
         status["podIPs"] = [{"ip": pod_ip}]
     initializing = any(not v.succeeded for v in init)
     if init:
-        status["initContainerStatuses"] = [container_status(v, runtime=runtime, default_waiting="PodInitializing")
-                                           for v in init]
+        status["initContainerStatuses"] = [container_status(_init_ready(v), runtime=runtime,
+                                                            default_waiting="PodInitializing") for v in init]
     status["containerStatuses"] = [
         container_status(v, runtime=runtime, default_waiting="PodInitializing" if initializing else "ContainerCreating")
         for v in containers]

@@ -21,7 +21,11 @@ under `<root>/pods/<uid>/volumes/<plugin>/<name>` (the real kubelet's layout, e.
   FileOrCreate, File, Socket, CharDevice, BlockDevice) and the kubelet's messages.
 * persistentVolumeClaim: the claim must be Bound to a PV whose `hostPath` or `local.path` is
   used; anything else keeps the pod in ContainerCreating with the real "Unable to attach or
-  mount volumes" event.
+  mount volumes" event. A `csi` PV, and a PV the local-path provisioner made (annotation
+  `pv.kubernetes.io/provisioned-by` naming a registered driver), go through that CSI driver's
+  node plugin (`csi.py`): staged once per node, published into the pod's
+  `volumes/kubernetes.io~csi/<pv>/mount`, unpublished by `unpublish(uid)` when the pod goes
+  and unstaged when no pod of the node uses it any more.
 
 `cleanup(uid)` removes the pod's directory (emptyDir data goes with the pod); hostPath and PV
 paths are never touched.
@@ -44,7 +48,7 @@ from pykube_server.client.clock import REAL_CLOCK, Clock
 from pykube_server.client.rest import (
     CONFIGMAPS, PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, SECRETS, SERVICEACCOUNTS, Client,
 )
-from pykube_server.kubelet import volumes_atomic
+from pykube_server.kubelet import csi, volumes_atomic
 from pykube_server.kubelet.env import expand
 from pykube_server.kubelet.runtime import Mount
 from pykube_server.kubelet.volumes_atomic import FileProjection, PayloadError
@@ -159,8 +163,14 @@ class VolumeManager:
     """One node's volumes. `client` reads ConfigMaps, Secrets, PVCs and PVs and requests tokens."""
 
     def __init__(self, root: Path, client: Client, *, clock: Clock = REAL_CLOCK,
-                 allocatable: Mapping[str, str] | None = None) -> None:
+                 allocatable: Mapping[str, str] | None = None,
+                 csi_drivers: Mapping[str, csi.CSINodePlugin] | None = None) -> None:
         self.root = Path(root)
+        self.csi_drivers = dict(csi_drivers or {})
+        self._published: dict[str, dict[str, tuple[str, str, Path, Path]]] = {}
+        """Per pod uid, per PV: (driver, volume id, staging path, target path)."""
+        self._staged: dict[tuple[str, str], set[str]] = {}
+        """Per (driver, volume id) staged on this node: the pods it is published to."""
         self.client = client
         self.clock = clock
         self.allocatable = dict(allocatable or {})
@@ -217,7 +227,7 @@ class VolumeManager:
             check_host_path(source.get("path", ""), source.get("type") or "")
             return MountedVolume(name, kind, source.get("path", ""))
         if kind == "persistentVolumeClaim":
-            path = await self._claim_path(pod, source)
+            path = await self._claim_path(pod, source, read_only=bool(source.get("readOnly")))
             return MountedVolume(name, kind, path, bool(source.get("readOnly")))
         if kind not in PLUGIN_DIRS:
             raise VolumeError(f'volume type "{kind}" is not supported by the pykube kubelet')
@@ -325,7 +335,7 @@ class VolumeManager:
         self._tokens[key] = _Token(token, now + min(ttl * TOKEN_REFRESH_FRACTION, TOKEN_MAX_AGE_SECONDS))
         return token
 
-    async def _claim_path(self, pod: Obj, source: Obj) -> str:
+    async def _claim_path(self, pod: Obj, source: Obj, *, read_only: bool = False) -> str:
         ns, claim = pod["metadata"]["namespace"], source.get("claimName", "")
         try:
             pvc = await self.client.get(PERSISTENTVOLUMECLAIMS, claim, namespace=ns)
@@ -353,6 +363,9 @@ class VolumeManager:
             raise ProcessError(f"error processing PVC {ns}/{claim}: found PV object {pv_name} but its "
                                f"pv.Spec.ClaimRef.UID {ref.get('uid', '')} does not point to claim.UID "
                                f"{pvc['metadata'].get('uid', '')}")
+        via_csi = self._csi_source(pv)
+        if via_csi is not None:
+            return await self._publish(pod, pv_name, read_only, *via_csi)
         if pv_spec.get("hostPath"):
             host = pv_spec["hostPath"]
             check_host_path(host.get("path", ""), host.get("type") or "")
@@ -364,6 +377,60 @@ class VolumeManager:
             return path
         kind = next((k for k in pv_spec if k not in _PV_COMMON), "unknown")
         raise VolumeError(f'volume type "{kind}" of PersistentVolume {pv_name} is not supported by the pykube kubelet')
+
+    # --- CSI --------------------------------------------------------------------------------
+    def _csi_source(self, pv: Obj) -> tuple[str, str, dict[str, str]] | None:
+        """(driver, volume id, attributes) when `pv` is a CSI driver's; None for other types."""
+        spec = pv.get("spec") or {}
+        if spec.get("csi"):
+            src = spec["csi"]
+            return str(src.get("driver", "")), str(src.get("volumeHandle", "")), dict(src.get("volumeAttributes") or {})
+        by = ((pv.get("metadata") or {}).get("annotations") or {}).get("pv.kubernetes.io/provisioned-by", "")
+        if by in self.csi_drivers and spec.get("hostPath"):  # local-path's PVs: its driver stages them
+            path = str(spec["hostPath"].get("path", ""))
+            return by, path, {"path": path}
+        return None
+
+    async def _publish(self, pod: Obj, pv_name: str, read_only: bool, driver: str, volume_id: str,
+                       attributes: dict[str, str]) -> str:
+        """NodeStageVolume (once per node) then NodePublishVolume (once per pod); the target path."""
+        uid = pod["metadata"]["uid"]
+        target = csi.target_path(self.root, uid, pv_name)
+        if pv_name in self._published.get(uid, {}):
+            return str(target)
+        plugin = self.csi_drivers.get(driver)
+        if plugin is None:
+            raise VolumeError(f"kubernetes.io/csi: attacher.MountDevice failed to create newCsiDriverClient: "
+                              f"driver name {driver} not found in the list of registered CSI drivers")
+        staging = csi.staging_path(self.root, driver, volume_id)
+        users = self._staged.get((driver, volume_id))
+        try:
+            if users is None:
+                await plugin.node_stage_volume(volume_id, staging, attributes)
+                users = self._staged[(driver, volume_id)] = set()
+            await plugin.node_publish_volume(volume_id, staging, target, read_only=read_only, attributes=attributes)
+        except csi.CSIError as exc:
+            raise VolumeError(str(exc)) from None
+        users.add(uid)
+        self._published.setdefault(uid, {})[pv_name] = (driver, volume_id, staging, target)
+        return str(target)
+
+    async def unpublish(self, uid: str) -> None:
+        """NodeUnpublishVolume for each CSI volume of the pod; NodeUnstageVolume for those no
+        other pod of this node uses."""
+        for driver, volume_id, staging, target in self._published.pop(uid, {}).values():
+            plugin = self.csi_drivers.get(driver)
+            if plugin is None:
+                continue
+            try:
+                await plugin.node_unpublish_volume(volume_id, target)
+                users = self._staged.get((driver, volume_id), set())
+                users.discard(uid)
+                if not users:
+                    self._staged.pop((driver, volume_id), None)
+                    await plugin.node_unstage_volume(volume_id, staging)
+            except (csi.CSIError, OSError) as exc:
+                log.warning("pod %s: unmounting CSI volume %s failed: %s", uid, volume_id, exc)
 
     # --- containers --------------------------------------------------------------------------
     def container_mounts(self, container: Obj, volumes: Mapping[str, MountedVolume],

@@ -37,9 +37,71 @@ def unknown_fields(obj: Any, definition: str) -> list[str]:
     """Unknown field paths; raises TypeMismatch for a value of the wrong type."""
     if not definition:
         return []
+    root = _resolve({"$ref": _REF + definition})
+    if _clean(obj, root, True):  # the common case, answered without building a single path
+        return []
     out: list[str] = []
-    _walk(obj, _resolve({"$ref": _REF + definition}), "", out, definition.rsplit(".", 1)[-1], "")
+    _walk(obj, root, "", out, definition.rsplit(".", 1)[-1], "")
     return out
+
+
+class _Plan:
+    """What `_clean` needs of one schema node, worked out once: schemas never change."""
+
+    __slots__ = ("types", "int_or_string", "open", "props", "extra", "items")
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        schema = _resolve(raw)
+        expected = _schema_type(schema)
+        self.types = _JSON_TYPES[expected] if expected else None
+        self.int_or_string = bool(schema.get("x-kubernetes-int-or-string"))
+        self.open = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        props, extra, items = schema.get("properties"), schema.get("additionalProperties"), schema.get("items")
+        self.props: dict[str, Any] | None = props if isinstance(props, dict) else None
+        self.extra: dict[str, Any] | None = extra if isinstance(extra, dict) else None
+        self.items: dict[str, Any] | None = items if isinstance(items, dict) else None
+
+
+_PLANS: dict[int, tuple[dict[str, Any], _Plan]] = {}
+
+
+def _plan(raw: dict[str, Any]) -> _Plan:
+    found = _PLANS.get(id(raw))
+    if found is None or found[0] is not raw:  # keep `raw` alive beside its plan, so its id is never reused
+        found = _PLANS[id(raw)] = (raw, _Plan(raw))
+    return found[1]
+
+
+def _clean(value: Any, raw: dict[str, Any], top: bool = False) -> bool:
+    """True when `_walk` would find nothing: no unknown field and no value of the wrong type.
+    The same rules as `_walk`, minus every path string and message."""
+    plan = _plan(raw)
+    if not top and value is not None and plan.types is not None:
+        if plan.int_or_string and isinstance(value, (int, str)) and not isinstance(value, bool):
+            pass
+        elif not isinstance(value, plan.types) or (isinstance(value, bool) and bool not in plan.types):
+            return False
+    if plan.open:
+        return True
+    if isinstance(value, dict):
+        props, extra = plan.props, plan.extra
+        if props is not None:
+            for key, child in value.items():
+                sub = props.get(key)
+                if sub is not None:
+                    if not _clean(child, sub):
+                        return False
+                elif extra is not None:
+                    if not _clean(child, extra):
+                        return False
+                elif not (top and key in _IGNORED_TOP):
+                    return False
+        elif extra is not None:
+            return all(_clean(child, extra) for child in value.values())
+    elif isinstance(value, list) and plan.items is not None:
+        items = plan.items
+        return all(_clean(child, items) for child in value)
+    return True
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float),

@@ -5,12 +5,14 @@ broadcast addresses excluded), `allocate` for a requested address, `allocate_nex
 one (random, preferring the upper part of the range so the lower band stays free for
 static assignment, as upstream's offset strategy does), with the same error texts.
 
-Unlike upstream it keeps no bitmap in storage. The stored Services are the truth: `OwnedRange`
-keeps what each stored Service holds (`commit`, fed from the watch cache) plus short-lived
-reservations for writes that are not in the cache yet. A reservation ends when the cache
-shows the owner's Service holding the value, or after `RESERVATION_SECONDS` (a create that
-failed, a dry run). Deleting or changing a Service frees its values once the cache sees it,
-so nothing can leak and a restart rebuilds the state from the stored Services.
+This is the server's fast, in-memory view: `OwnedRange` keeps what each stored Service holds
+(`commit`, fed from the watch cache) plus short-lived reservations for writes that are not in
+the cache yet. A reservation ends when the cache shows the owner's Service holding the value,
+or after `RESERVATION_SECONDS` (a create that failed, a dry run). Deleting or changing a
+Service frees its values once the cache sees it, and a restart rebuilds the view from the
+stored Services. What settles a race between API servers sharing the store is the claim in
+storage (IPAddress objects, the NodePort bitmap: `serviceclaims.py`), which marks a value it
+finds taken here as held by someone else until the cache shows by whom.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 
+from contextvars import ContextVar
 from typing import Any
 
 from pykube_server.registry.crd.definition import CRDStrategy
@@ -103,27 +104,32 @@ class EventStrategy(Strategy):
     }
 
 
+_ALLOCATING: ContextVar[tuple[Obj, Obj | None] | None] = ContextVar("service_allocating", default=None)
+
+
 class ServiceStrategy(Strategy):
     """ClusterIPs and NodePorts come from `allocator` (set by the API server; None: no
-    allocation) once the object validated; `_allocating` remembers which write the main hooks
-    prepared, so a /status write (whose canonicalize also runs) never allocates."""
+    allocation) once the object validated; `_ALLOCATING` remembers which write the main hooks
+    prepared, so a /status write (whose canonicalize also runs) never allocates. It is a context
+    variable, one per request task: the strategy is shared, and concurrent creates await
+    (admission, namespace checks) between prepare and canonicalize."""
 
     selectable = {"spec.clusterIP": meta_field("spec", "clusterIP"), "spec.type": meta_field("spec", "type")}
     allocator: ServiceAllocator | None = None
-    _allocating: tuple[Obj, Obj | None] | None = None
 
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
-        self._allocating = (obj, None)
+        _ALLOCATING.set((obj, None))
 
     def prepare_for_update(self, obj: Obj, old: Obj) -> None:
         super().prepare_for_update(obj, old)
         patch_allocated_values(obj, old)
         drop_type_dependent_fields(obj, old)
-        self._allocating = (obj, old)
+        _ALLOCATING.set((obj, old))
 
     def canonicalize(self, obj: Obj) -> None:
-        pending, self._allocating = self._allocating, None
+        pending = _ALLOCATING.get()
+        _ALLOCATING.set(None)
         if self.allocator is not None and pending is not None and pending[0] is obj:
             self.allocator.allocate(obj, pending[1])
 
@@ -171,6 +177,7 @@ class PodDisruptionBudgetStrategy(GenerationStrategy):
 
 
 from pykube_server.registry.certificates import CSRStrategy  # noqa: E402 - a kind with a module of its own
+from pykube_server.registry.apiservice import APIServiceStrategy  # noqa: E402 - a kind with a module of its own
 
 STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "pods"): PodStrategy,
@@ -191,8 +198,11 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
     ("storage.k8s.io", "volumeattachments"): VolumeAttachmentStrategy,
     ("networking.k8s.io", "networkpolicies"): GenerationStrategy,
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies"): GenerationStrategy,
+    ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"): GenerationStrategy,
     ("apiextensions.k8s.io", "customresourcedefinitions"): CRDStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CSRStrategy,
+    ("apiregistration.k8s.io", "apiservices"): APIServiceStrategy,
 }
 
 

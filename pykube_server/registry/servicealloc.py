@@ -5,10 +5,12 @@ strategy calls `ServiceAllocator.allocate` once the object validated (its `canon
 step), and a refusal is the same 422 (`spec.clusterIPs: Invalid value: ...: failed to allocate
 IP ...`) or 500 (range full) as upstream.
 
-Releasing needs no hook: the allocator follows the watch cache (a watcher it drains before
-every allocation, rebuilt from the cached objects if it ever overflows), so a Service that is
-deleted, or whose type no longer needs its ClusterIP or NodePorts, frees them as soon as the
-cache has the change, and a restart rebuilds every allocation from the stored Services.
+In memory, releasing needs no hook: the allocator follows the watch cache (a watcher it drains
+before every allocation, rebuilt from the cached objects if it ever overflows), so a Service
+that is deleted, or whose type no longer needs its ClusterIP or NodePorts, frees them as soon
+as the cache has the change, and a restart rebuilds every allocation from the stored Services.
+The values are then claimed (and later freed) in storage by `serviceclaims.py`, which may swap
+a value picked here that another API server took meanwhile (`picked` says which were picked).
 
 The update helpers (`patch_allocated_values`, `drop_type_dependent_fields`) are the
 registry's rules for a PUT that omits allocated values or changes the type.
@@ -29,12 +31,20 @@ from pykube_server.registry.portallocator import PortRange
 from pykube_server.storage.cacher import CachedObject, Cacher, Watcher
 
 Obj = dict[str, Any]
+AUTO_MEMORY = 4096
+"""At most this many owners' `picked` values are remembered (dry runs leave theirs behind)."""
 INVALID_IP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 
 
 def _spec(obj: Obj | None) -> Obj:
     spec = (obj or {}).get("spec")
     return spec if isinstance(spec, dict) else {}
+
+
+def owner_of(obj: Obj) -> str:
+    """`namespace/name`: who holds a Service's values in the allocators."""
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 def needs_cluster_ip(obj: Obj) -> bool:
@@ -136,6 +146,9 @@ class ServiceAllocator:
         self._cacher: Cacher | None = None
         self._root = ""
         self._watcher: Watcher | None = None
+        self._auto: dict[str, tuple[set[str], set[int]]] = {}
+        """Owner -> the ClusterIPs and NodePorts its last `allocate` picked itself (not asked
+        for): the storage claim (`serviceclaims.py`) may swap those, never requested ones."""
 
     def follow(self, cacher: Cacher, root: str) -> None:
         """Track the Services under `root`; takes effect once the cache is ready."""
@@ -170,21 +183,35 @@ class ServiceAllocator:
         for a requested value that cannot be had, InternalError (500) when a range is full;
         nothing stays reserved by a call that raised."""
         self.sync()
-        meta = obj.get("metadata") or {}
-        owner = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        owner = owner_of(obj)
         taken: list[tuple[IPRange | PortRange, Any]] = []
+        picked: tuple[set[str], set[int]] = (set(), set())
         try:
-            self._allocate_ips(obj, owner, taken)
-            self._allocate_node_ports(obj, owner, taken)
+            self._allocate_ips(obj, owner, taken, picked[0])
+            self._allocate_node_ports(obj, owner, taken, picked[1])
         except BaseException:
             for allocator, value in taken:
                 allocator.release(value, owner)
             raise
+        if len(self._auto) >= AUTO_MEMORY:  # dry runs never collect theirs
+            self._auto.pop(next(iter(self._auto)))
+        self._auto[owner] = picked
+
+    def picked(self, owner: str) -> tuple[set[str], set[int]]:
+        """What the last `allocate` for `owner` chose by itself (forgotten once asked)."""
+        return self._auto.pop(owner, (set(), set()))
+
+    def release(self, owner: str, ips: list[str], ports: set[int]) -> None:
+        """Drop `owner`'s reservations (a write that failed after `allocate`)."""
+        for ip in ips:
+            self.ips.release(ip, owner)
+        for port in ports:
+            self.ports.release(port, owner)
 
     def _invalid(self, obj: Obj, errs: list[FieldError]) -> errors.Invalid:
         return errors.Invalid.from_errors("Service", "", (obj.get("metadata") or {}).get("name", ""), errs)
 
-    def _allocate_ips(self, obj: Obj, owner: str, taken: list[tuple[Any, Any]]) -> None:
+    def _allocate_ips(self, obj: Obj, owner: str, taken: list[tuple[Any, Any]], picked: set[str]) -> None:
         spec = _spec(obj)
         if not needs_cluster_ip(obj):
             return
@@ -199,6 +226,7 @@ class ServiceAllocator:
             except AllocationError as exc:
                 raise _internal(f"failed to allocate a serviceIP: {exc}") from None
             taken.append((self.ips, ip))
+            picked.add(ip)
             spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
             return
         if not _valid_ip(ip):
@@ -213,7 +241,7 @@ class ServiceAllocator:
             raise self._invalid(obj, [invalid_go("spec.clusterIPs", go_string_slice(ips),
                                                  f"failed to allocate IP {ip}: {exc}")]) from None
 
-    def _allocate_node_ports(self, obj: Obj, owner: str, taken: list[tuple[Any, Any]]) -> None:
+    def _allocate_node_ports(self, obj: Obj, owner: str, taken: list[tuple[Any, Any]], picked: set[int]) -> None:
         spec = _spec(obj)
         ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
         if not needs_node_ports(obj):
@@ -233,12 +261,14 @@ class ServiceAllocator:
             if not port.get("nodePort") and auto_node_ports(obj):
                 port["nodePort"] = self._next_port(owner, taken)
                 mine.add(port["nodePort"])
+                picked.add(port["nodePort"])
         if needs_health_check_port(obj):
             requested = spec.get("healthCheckNodePort")
             if requested:
                 self._take_port(obj, owner, requested, "spec.healthCheckNodePort", taken)
             else:
                 spec["healthCheckNodePort"] = self._next_port(owner, taken)
+                picked.add(spec["healthCheckNodePort"])
 
     def _take_port(self, obj: Obj, owner: str, port: int, path: str, taken: list[tuple[Any, Any]]) -> None:
         try:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import contextlib
 import copy
 import random
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,9 +26,10 @@ import orjson
 from pykube_server.api import errors
 from pykube_server.api.fields import FieldError, invalid
 from pykube_server.api.selectors import SelectorError, parse_field_selector, parse_label_selector
+from pykube_server.registry.defaults import default_status
 from pykube_server.registry.managedfields import ManagedHook
 from pykube_server.registry.spec import ResourceSpec
-from pykube_server.registry.strategy import StatusStrategy, Strategy, now_rfc3339, status_metadata_rule
+from pykube_server.registry.strategy import StatusStrategy, Strategy, now_rfc3339, parse_time, status_metadata_rule
 from pykube_server.storage.backend import Compacted, KeyExists, KeyNotFound
 from pykube_server.storage.cacher import CachedObject, Cacher, Watcher
 from pykube_server.storage.store import Store
@@ -65,10 +68,15 @@ CREATE_ON_UPDATE = {
     ("rbac.authorization.k8s.io", "rolebindings"), ("rbac.authorization.k8s.io", "clusterrolebindings"),
     ("", "limitranges"), ("apiregistration.k8s.io", "apiservices"),
 }
-# Kinds whose DELETE answers with the deleted object rather than a Success Status.
+# Kinds whose DELETE answers with the deleted object rather than a Success Status (their stores'
+# ReturnDeletedObject; the OpenAPI, and so the generated clients, type their DELETE reply as the kind).
 RETURNS_DELETED_OBJECT = {("", "pods"), ("", "services"), ("", "serviceaccounts"), ("", "resourcequotas"),
+                          ("", "podtemplates"), ("", "persistentvolumes"), ("", "persistentvolumeclaims"),
                           ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "volumeattachments"),
-                          ("storage.k8s.io", "csinodes")}
+                          ("storage.k8s.io", "csinodes"), ("storage.k8s.io", "csidrivers"),
+                          ("storage.k8s.io", "volumeattributesclasses"),
+                          ("resource.k8s.io", "deviceclasses"), ("resource.k8s.io", "resourceclaims"),
+                          ("resource.k8s.io", "resourceclaimtemplates"), ("resource.k8s.io", "resourceslices")}
 # The garbage collector's finalizers, set on DELETE from the propagation policy (generic store's
 # deletionFinalizersForGarbageCollection); the garbage-collector-controller removes them.
 ORPHAN_FINALIZER = "orphan"
@@ -166,8 +174,7 @@ class ResourceStore:
         except SelectorError as exc:
             raise errors.BadRequest(str(exc)) from exc
         try:
-            supported = self.strategy.supported_fields() if self.strategy.selectable else None
-            aliases = {"spec.host": "spec.nodeName"} if (self.spec.group, self.spec.plural) == ("", "pods") else None
+            supported, aliases = self.field_labels()
             fields = fields.validate_fields(supported, aliases=aliases)
         except SelectorError as exc:
             raise errors.BadRequest(str(exc)) from exc
@@ -181,6 +188,14 @@ class ResourceStore:
             return labels.matches(obj.labels) and fields.matches(values)
 
         return match
+
+    def field_labels(self) -> tuple[set[str] | None, Mapping[str, str] | None]:
+        """The field selector labels this resource accepts (None: only metadata's) and the ones
+        renamed before matching (kube's field label conversion; a resource served over another's
+        storage renames to the stored kind's labels, see `registry/sharedstorage.py`)."""
+        supported = self.strategy.supported_fields() if self.strategy.selectable else None
+        aliases = {"spec.host": "spec.nodeName"} if (self.spec.group, self.spec.plural) == ("", "pods") else None
+        return supported, aliases
 
     # -- reads --------------------------------------------------------------------------
     async def _wait_not_older_than(self, rv: int) -> None:
@@ -496,6 +511,8 @@ class ResourceStore:
         strategy.prepare_for_update(body, current)
         if not status and not finalize:  # (the namespace default would put `kubernetes` back)
             self.strategy.default(body)
+        elif status:
+            default_status(self.spec.group, self.spec.kind, body)
         errs = strategy.validate_update(body, current)
         if errs:
             raise self.invalid(old_meta["name"], errs)
@@ -522,10 +539,14 @@ class ResourceStore:
             if self._is_namespace():
                 return self._delete_namespace(current, options, dry_run=dry_run, outcome=outcome)
             graceful = self._graceful_period(current, grace)
+            pending = meta.get("deletionGracePeriodSeconds")
+            if meta.get("deletionTimestamp") and graceful and pending and graceful >= int(pending):
+                return current, "none"  # kube's BeforeDelete: only a shorter grace period changes anything
             # like kube, finalizers cannot change through DeleteOptions once graceful deletion began
             changed = not (meta.get("deletionTimestamp") and graceful) and self._set_gc_finalizers(current, options)
             if self._finalizers(current) or graceful:
                 if meta.get("deletionTimestamp") and not graceful:
+                    changed = self._shorten_to_zero(current, grace) or changed
                     return current, "update" if changed and not dry_run else "none"
                 self._mark_deleting(current, graceful)
                 return current, "none" if dry_run else "update"
@@ -622,6 +643,22 @@ class ResourceStore:
         if phase in ("Succeeded", "Failed"):
             return 0
         return int(requested)
+
+    @staticmethod
+    def _shorten_to_zero(obj: Obj, requested: int | None) -> bool:
+        """kube's BeforeDelete lets a later DELETE shorten a pending grace period: the kubelet's
+        final `gracePeriodSeconds=0` on a pod still held by finalizers records grace 0 (and moves
+        the deletionTimestamp back by the old grace), so the pod goes as soon as the last finalizer
+        is removed instead of staying forever with its old grace period."""
+        meta = obj["metadata"]
+        old = meta.get("deletionGracePeriodSeconds")
+        if requested is None or int(requested) != 0 or not old:
+            return False
+        meta["deletionGracePeriodSeconds"] = 0
+        with contextlib.suppress(ValueError):
+            when = parse_time(meta["deletionTimestamp"]) - int(old)
+            meta["deletionTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+        return True
 
     def _mark_deleting(self, obj: Obj, grace: int) -> None:
         meta = obj["metadata"]

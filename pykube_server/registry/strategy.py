@@ -90,8 +90,16 @@ AGE = Column(
 )
 
 
+_last_second: list[Any] = [-1, ""]
+
+
 def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """The current second as kube writes timestamps; formatted once a second, not per object."""
+    second = int(time.time())
+    if second != _last_second[0]:
+        _last_second[1] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        _last_second[0] = second
+    return _last_second[1]
 
 
 class Strategy:

@@ -9,7 +9,9 @@ node itself appears.
 
 Snapshots are not copied: one scheduling cycle runs synchronously from reading the node list to
 `assume()`, so nothing can change under it (kube needs its snapshot because it filters in
-goroutines while informers write).
+goroutines while informers write). For the same reason the node list is rebuilt only when a
+node is added or removed, and `pod_index` (placed pods by label, placed pods' anti-affinity
+terms) is kept current pod by pod instead of being recomputed per cycle.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 
 from pykube_server.api.types import Obj
 from pykube_server.scheduler.framework import NodeInfo, PodInfo, key_of
+from pykube_server.scheduler.podindex import PodIndex
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class Cache:
         self._pod_nodes: dict[str, str] = {}
         self._assumed: set[str] = set()
         self._list: list[NodeInfo] | None = None
+        self.pod_index = PodIndex(self.node)
 
     # -- nodes ----------------------------------------------------------------------------
     def add_node(self, node: Obj) -> NodeInfo:
@@ -75,9 +79,11 @@ class Cache:
             node = self._nodes[node_name] = NodeInfo({})
         node.add_pod(info)
         self._pod_nodes[info.key] = node_name
+        self.pod_index.add(info, node_name)
 
     def _unplace(self, key: str) -> None:
         node_name = self._pod_nodes.pop(key, None)
+        self.pod_index.remove(key)
         node = self._nodes.get(node_name or "")
         if node is None:
             return
@@ -103,7 +109,7 @@ class Cache:
     def assume(self, info: PodInfo, node_name: str) -> PodInfo:
         pod = copy.copy(info.pod)
         pod["spec"] = {**(pod.get("spec") or {}), "nodeName": node_name}
-        assumed = PodInfo(pod, info.requests, info.non_zero, info.host_ports)
+        assumed = info.with_pod(pod)
         self._place(assumed, node_name)
         self._assumed.add(info.key)
         return assumed

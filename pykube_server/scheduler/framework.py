@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from pykube_server.api.types import Obj
-from pykube_server.scheduler.resource import Resource, non_zero_requests, pod_requests
+from pykube_server.scheduler.resource import (
+    CPU,
+    EPHEMERAL_STORAGE,
+    MEMORY,
+    PODS,
+    Resource,
+    non_zero_requests,
+    pod_requests,
+)
+from pykube_server.scheduler.podindex import PodIndex
+from pykube_server.scheduler.terms import AffinityTerm, preferred_terms, required_terms
 
 MAX_NODE_SCORE = 100
 NO_NODE_AVAILABLE = "0/{} nodes are available"
@@ -76,25 +86,54 @@ def _host_ports(pod: Obj) -> list[tuple[str, str, int]]:
 
 @dataclass(slots=True)
 class PodInfo:
-    """A pod with what the scheduler computes from it once (requests, host ports)."""
+    """A pod with what the scheduler computes from it once (requests, host ports, parsed pod
+    affinity terms), so no scheduling cycle parses the spec of the pod or of pods on nodes."""
 
     pod: Obj
     requests: Resource
     non_zero: Resource
     host_ports: list[tuple[str, str, int]]
+    required_affinity: list[AffinityTerm] = field(default_factory=list)
+    required_anti_affinity: list[AffinityTerm] = field(default_factory=list)
+    preferred_affinity: list[AffinityTerm] = field(default_factory=list)
+    preferred_anti_affinity: list[AffinityTerm] = field(default_factory=list)
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = key_of(self.pod)
 
     @classmethod
     def of(cls, pod: Obj) -> PodInfo:
-        return cls(pod, pod_requests(pod), non_zero_requests(pod), _host_ports(pod))
+        affinity = (pod.get("spec") or {}).get("affinity") or {}
+        if affinity.get("podAffinity") or affinity.get("podAntiAffinity"):
+            terms = (required_terms(pod, "podAffinity"), required_terms(pod, "podAntiAffinity"),
+                     preferred_terms(pod, "podAffinity"), preferred_terms(pod, "podAntiAffinity"))
+        else:
+            terms = ([], [], [], [])
+        return cls(pod, pod_requests(pod), non_zero_requests(pod), _host_ports(pod), *terms)
+
+    def with_pod(self, pod: Obj) -> PodInfo:
+        """The same computed facts over another copy of the pod (an assumed pod)."""
+        return PodInfo(pod, self.requests, self.non_zero, self.host_ports, self.required_affinity,
+                       self.required_anti_affinity, self.preferred_affinity, self.preferred_anti_affinity, self.key)
 
     @property
-    def key(self) -> str:
-        return key_of(self.pod)
+    def has_affinity(self) -> bool:
+        """Any pod affinity or anti-affinity term (kube's NodeInfo.PodsWithAffinity)."""
+        return bool(self.required_affinity or self.required_anti_affinity or self.preferred_affinity
+                    or self.preferred_anti_affinity)
 
 
 @dataclass(slots=True)
 class NodeInfo:
-    """A node and the pods the scheduler counts on it (bound or assumed)."""
+    """A node and the pods the scheduler counts on it (bound or assumed).
+
+    The amounts plugins read for every node of every cycle (cpu, memory, ephemeral storage and
+    pod count: allocatable, requested, non-zero requested) are kept as plain ints beside the
+    `Resource` totals, and labels, taints and `spec.unschedulable` are read out of the node
+    object once per node update: the filter and score loops run over hundreds of nodes per pod.
+    """
 
     node: Obj
     pods: dict[str, PodInfo] = field(default_factory=dict)
@@ -103,6 +142,26 @@ class NodeInfo:
     allocatable: Resource = field(default_factory=Resource)
     used_ports: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     generation: int = 0
+    name: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: list[Obj] = field(default_factory=list)
+    unschedulable: bool = False
+    pods_with_affinity: dict[str, PodInfo] = field(default_factory=dict)
+    pods_with_required_anti_affinity: dict[str, PodInfo] = field(default_factory=dict)
+    alloc_cpu: int = 0
+    alloc_memory: int = 0
+    alloc_storage: int = 0
+    alloc_pods: int = 0
+    req_cpu: int = 0
+    req_memory: int = 0
+    req_storage: int = 0
+    nz_cpu: int = 0
+    nz_memory: int = 0
+    memo: dict[Any, Any] = field(default_factory=dict)
+    """What plugins derive from this node's pods, cleared whenever they change."""
+
+    def __post_init__(self) -> None:
+        self._read_node()
 
     @classmethod
     def of(cls, node: Obj) -> NodeInfo:
@@ -110,21 +169,28 @@ class NodeInfo:
         info.set_node(node)
         return info
 
-    @property
-    def name(self) -> str:
-        return str((self.node.get("metadata") or {}).get("name", ""))
-
-    @property
-    def labels(self) -> Mapping[str, str]:
-        return (self.node.get("metadata") or {}).get("labels") or {}
-
-    @property
-    def taints(self) -> list[Obj]:
-        return (self.node.get("spec") or {}).get("taints") or []
+    def _read_node(self) -> None:
+        meta = self.node.get("metadata") or {}
+        self.name = str(meta.get("name", "")) or self.name
+        self.labels = meta.get("labels") or {}
+        spec = self.node.get("spec") or {}
+        self.taints = spec.get("taints") or []
+        self.unschedulable = bool(spec.get("unschedulable"))
 
     def set_node(self, node: Obj) -> None:
         self.node = node
-        self.allocatable = Resource.from_list((node.get("status") or {}).get("allocatable") or {})
+        self._read_node()
+        self.memo.clear()
+        self.allocatable = alloc = Resource.from_list((node.get("status") or {}).get("allocatable") or {})
+        self.alloc_cpu, self.alloc_memory = alloc.get(CPU), alloc.get(MEMORY)
+        self.alloc_storage, self.alloc_pods = alloc.get(EPHEMERAL_STORAGE), alloc.get(PODS)
+        self.generation += 1
+
+    def _totals_changed(self) -> None:
+        req, nz = self.requested, self.non_zero_requested
+        self.req_cpu, self.req_memory, self.req_storage = req.get(CPU), req.get(MEMORY), req.get(EPHEMERAL_STORAGE)
+        self.nz_cpu, self.nz_memory = nz.get(CPU), nz.get(MEMORY)
+        self.memo.clear()
         self.generation += 1
 
     def add_pod(self, info: PodInfo) -> None:
@@ -133,7 +199,11 @@ class NodeInfo:
         self.non_zero_requested = self.non_zero_requested + info.non_zero
         for protocol, ip, port in info.host_ports:
             self.used_ports.setdefault((protocol, port), set()).add(ip)
-        self.generation += 1
+        if info.has_affinity:
+            self.pods_with_affinity[info.key] = info
+        if info.required_anti_affinity:
+            self.pods_with_required_anti_affinity[info.key] = info
+        self._totals_changed()
 
     def remove_pod(self, key: str) -> PodInfo | None:
         info = self.pods.pop(key, None)
@@ -141,11 +211,14 @@ class NodeInfo:
             return None
         self.requested = self.requested - info.requests
         self.non_zero_requested = self.non_zero_requested - info.non_zero
-        self.used_ports = {}
-        for other in self.pods.values():
-            for protocol, ip, port in other.host_ports:
-                self.used_ports.setdefault((protocol, port), set()).add(ip)
-        self.generation += 1
+        if info.host_ports:
+            self.used_ports = {}
+            for other in self.pods.values():
+                for protocol, ip, port in other.host_ports:
+                    self.used_ports.setdefault((protocol, port), set()).add(ip)
+        self.pods_with_affinity.pop(key, None)
+        self.pods_with_required_anti_affinity.pop(key, None)
+        self._totals_changed()
         return info
 
 
@@ -175,6 +248,13 @@ class PreScorePlugin(Protocol):
 class ScorePlugin(Protocol):
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         """0..MAX_NODE_SCORE (before normalisation), higher is better. Pure."""
+
+
+@runtime_checkable
+class BatchScorePlugin(Protocol):
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        """`score` of every node in `nodes`, in order: the same numbers, computed in one loop
+        (an optimisation; the framework uses it when a plugin has it)."""
 
 
 @runtime_checkable
@@ -218,6 +298,15 @@ class Handle:
     namespace_labels: Callable[[str], Mapping[str, str]] = lambda ns: {}
     volumes: Any = None
     """PVCs, PVs and StorageClasses for the volume plugins (`scheduler.volumes.VolumeStore`)."""
+    pod_index: Any = None
+    """The cache's `PodIndex` over the pods on `all_nodes()` (None: plugins scan the nodes)."""
+
+    def index_for(self, nodes: list[NodeInfo]) -> PodIndex:
+        """The pod index describing `nodes`: the cache's when `nodes` is the cache's node list
+        (a scheduling cycle), else one built over `nodes` (preemption's what-if lists, tests)."""
+        if self.pod_index is not None and nodes is self.all_nodes():
+            return self.pod_index
+        return PodIndex.of_nodes(nodes)
 
 
 PluginFactory: TypeAlias = Callable[[Mapping[str, Any], Handle], Any]

@@ -183,5 +183,6 @@ class Preemptor:
             log.warning("preempting %s failed: %s", victim.key, exc)
             return
         uid = (preemptor.pod.get("metadata") or {}).get("uid", "")
-        self._recorder.event(victim.pod, NORMAL, "Preempted", f"Preempted by pod {uid} on node {node}")
+        self._recorder.event(victim.pod, NORMAL, "Preempted", f"Preempted by pod {uid} on node {node}",
+                             action="Preempting", related=preemptor.pod)
         log.info("preempted %s on %s for %s", victim.key, node, preemptor.key)

@@ -67,6 +67,9 @@ class SchedulingQueue:
         self._pods: dict[str, QueuedPodInfo] = {}
         self._where: dict[str, str] = {}
         """key -> "active" | "backoff" | "unschedulable" | "inflight"."""
+        self._unschedulable: dict[str, None] = {}
+        """The keys in the unschedulable pool, in arrival order: cluster events scan only these
+        (every bound pod is such an event, so scanning every queued pod was quadratic)."""
         self._timers: dict[str, Timer] = {}
         self._cycle = 0
         self._move_request_cycle = -1
@@ -113,7 +116,7 @@ class SchedulingQueue:
     def delete(self, pod: Obj) -> None:
         key = key_of(pod)
         self._pods.pop(key, None)
-        self._where.pop(key, None)
+        self._clear_place(key)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -134,7 +137,7 @@ class SchedulingQueue:
                     queued = self._pods[key]
                     queued.attempts += 1
                     queued.cycle = self._cycle
-                    self._where[key] = "inflight"
+                    self._set_place(key, "inflight")
                     return queued
             if self._closed:
                 raise QueueClosed
@@ -145,7 +148,7 @@ class SchedulingQueue:
         """The pod was scheduled (assumed) or is no longer wanted."""
         if self._where.get(key) == "inflight":
             self._pods.pop(key, None)
-            self._where.pop(key, None)
+            self._clear_place(key)
 
     def add_unschedulable(self, queued: QueuedPodInfo, plugins: Iterable[str]) -> None:
         """After a failed attempt: the unschedulable pool, or back-off if a move request came
@@ -158,7 +161,7 @@ class SchedulingQueue:
         if self._move_request_cycle >= queued.cycle:
             self._to_backoff(key)
         else:
-            self._where[key] = "unschedulable"
+            self._set_place(key, "unschedulable")
 
     def add_backoff(self, queued: QueuedPodInfo) -> None:
         """After an error (not a rejection), e.g. a failed bind: retry after the back-off."""
@@ -174,9 +177,7 @@ class SchedulingQueue:
         wanted = None if plugins is None else set(plugins)
         self._move_request_cycle = self._cycle
         moved = 0
-        for key, place in list(self._where.items()):
-            if place != "unschedulable":
-                continue
+        for key in list(self._unschedulable):
             queued = self._pods[key]
             rejected = queued.unschedulable_plugins
             if wanted is not None and rejected and not rejected & wanted:
@@ -189,8 +190,8 @@ class SchedulingQueue:
 
     def flush_unschedulable_leftover(self) -> None:
         now = self._clock.now()
-        for key, place in list(self._where.items()):
-            if place == "unschedulable" and now - self._pods[key].timestamp >= MAX_IN_UNSCHEDULABLE_SECONDS:
+        for key in list(self._unschedulable):
+            if now - self._pods[key].timestamp >= MAX_IN_UNSCHEDULABLE_SECONDS:
                 self._requeue(key)
 
     async def run(self) -> None:
@@ -200,6 +201,17 @@ class SchedulingQueue:
             self.flush_unschedulable_leftover()
 
     # -- internals ------------------------------------------------------------------------
+    def _set_place(self, key: str, place: str) -> None:
+        self._where[key] = place
+        if place == "unschedulable":
+            self._unschedulable[key] = None
+        else:
+            self._unschedulable.pop(key, None)
+
+    def _clear_place(self, key: str) -> None:
+        self._where.pop(key, None)
+        self._unschedulable.pop(key, None)
+
     def backoff_duration(self, attempts: int) -> float:
         duration = self._initial
         for _ in range(1, attempts):
@@ -219,7 +231,7 @@ class SchedulingQueue:
             self._to_active(key)
 
     def _to_backoff(self, key: str) -> None:
-        self._where[key] = "backoff"
+        self._set_place(key, "backoff")
         old = self._timers.pop(key, None)
         if old is not None:
             old.cancel()
@@ -232,7 +244,7 @@ class SchedulingQueue:
             self._to_active(key)
 
     def _to_active(self, key: str) -> None:
-        self._where[key] = "active"
+        self._set_place(key, "active")
         self._push_active(key)
 
     def _push_active(self, key: str) -> None:

@@ -11,6 +11,7 @@ or memory counts as 100m / 200Mi, so that best-effort pods still spread.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,19 @@ NON_ZERO_DEFAULTS: Mapping[str, int] = {CPU: DEFAULT_MILLI_CPU_REQUEST, MEMORY: 
 
 def amount(name: str, value: Any) -> int:
     """One quantity as the scheduler's integer (millicores for cpu); bad text counts as 0."""
+    if isinstance(value, str):
+        return _amount_of_text(name, value)
+    return _parse_amount(name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _amount_of_text(name: str, value: str) -> int:
+    """Requests repeat the same few strings ("100m", "128Mi") across thousands of pods, and
+    every pod is parsed when queued and again when its binding is seen: parse each once."""
+    return _parse_amount(name, value)
+
+
+def _parse_amount(name: str, value: Any) -> int:
     try:
         q = parse_quantity(value)
     except QuantityError:

@@ -3,9 +3,14 @@ the parts of schedule_one.go that pick a host).
 
 * Filters run in profile order and stop at the first rejection per node, so a node is counted
   once, under the first plugin that refused it (as kube reports it).
+* A PreFilter answering Skip takes its plugin's Filter out of the cycle, and a PreScore
+  answering Skip its Score, as in kube: a pod without node affinity, host ports, spread
+  constraints or pod affinity (and no placed pod with required anti-affinity) pays only for
+  the filters that concern it, on every node.
 * Only as many feasible nodes are looked for as `percentageOfNodesToScore` allows (kube's
-  adaptive 50% - nodes/125, at least 5%, at least 100 nodes), starting where the previous
-  cycle stopped, so load spreads over all nodes in large clusters.
+  adaptive 50% - nodes/125, at least 5%, at least 100 nodes: `num_feasible_nodes_to_find`),
+  starting where the previous cycle stopped (`next_start_node_index`), so load spreads over all
+  nodes in large clusters.
 * Scores are normalised per plugin (when it normalises), multiplied by the plugin's weight and
   summed; ties are broken at random, as `selectHost` does.
 """
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pykube_server.scheduler.framework import (
+    BatchScorePlugin,
     Code,
     CycleState,
     Diagnosis,
@@ -41,8 +47,15 @@ MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 
 
+FILTERS_KEY = "__filters__"
+"""CycleState key: the filter plugins this cycle runs (those whose PreFilter did not Skip)."""
+
+
 def num_feasible_nodes_to_find(percentage: int, num_all: int) -> int:
-    if num_all < MIN_FEASIBLE_NODES_TO_FIND:
+    """kube's numFeasibleNodesToFind: every node below 100 nodes; else `percentage` of them
+    (0: the adaptive 50 - nodes/125, at least 5), never fewer than 100 (100 nodes: 100,
+    1,000: 420, 5,000: 500)."""
+    if num_all < MIN_FEASIBLE_NODES_TO_FIND or percentage >= 100:
         return num_all
     if percentage <= 0:
         percentage = max(50 - num_all // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
@@ -62,7 +75,7 @@ class Framework:
         self.percentage = (profile.percentage_of_nodes_to_score
                            if profile.percentage_of_nodes_to_score is not None else percentage_of_nodes_to_score)
         self._rand = rand or random.Random()
-        self._next_start = 0
+        self.next_start_node_index = 0
         instances: dict[str, Any] = {}
         for name in {*profile.filters, *(n for n, _ in profile.scores)}:
             if name not in registry:
@@ -72,19 +85,30 @@ class Framework:
         self.filters = [instances[n] for n in profile.filters if isinstance(instances[n], FilterPlugin)]
         self.pre_filters = [instances[n] for n in profile.filters if isinstance(instances[n], PreFilterPlugin)]
         self.scores = [(instances[n], w) for n, w in profile.scores if isinstance(instances[n], ScorePlugin)]
+        self._score_steps = [(p, w, isinstance(p, PreScorePlugin), isinstance(p, ScoreNormalizer),
+                              isinstance(p, BatchScorePlugin)) for p, w in self.scores]
+        """(plugin, weight, has PreScore, normalises, scores in batches): protocol checks are
+        slow, so they are made once."""
         self.reserves = [instances[n] for n in profile.filters if isinstance(instances[n], ReservePlugin)]
         self.pre_binds = [instances[n] for n in profile.filters if isinstance(instances[n], PreBindPlugin)]
 
     # -- filtering ------------------------------------------------------------------------
     def run_pre_filters(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        """PreFilters in order; records in `state` which Filters the cycle runs."""
+        skipped = set()
         for plugin in self.pre_filters:
             status = plugin.pre_filter(state, pod, nodes)
-            if status is not None and status.code is not Code.SKIP:
-                return Status(status.code, status.reasons, plugin.name)
+            if status is None:
+                continue
+            if status.code is Code.SKIP:
+                skipped.add(plugin.name)
+                continue
+            return Status(status.code, status.reasons, plugin.name)
+        state[FILTERS_KEY] = [p for p in self.filters if p.name not in skipped] if skipped else self.filters
         return None
 
     def run_filters(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
-        for plugin in self.filters:
+        for plugin in state.get(FILTERS_KEY, self.filters):
             status = plugin.filter(state, pod, node)
             if status is not None and status.code is not Code.SKIP:
                 return Status(status.code, status.reasons, plugin.name)
@@ -115,19 +139,34 @@ class Framework:
         want = num_feasible_nodes_to_find(self.percentage, len(nodes))
         feasible: list[NodeInfo] = []
         processed = 0
-        for i in range(len(nodes)):
-            node = nodes[(self._next_start + i) % len(nodes)]
+        start = self.next_start_node_index % len(nodes) if nodes else 0
+        filters = state.get(FILTERS_KEY, self.filters)
+        statuses = diagnosis.node_statuses
+        for node in (nodes[start:] + nodes[:start] if start else nodes):
             processed += 1
-            status = self.run_filters_with_nominated(state, pod, node, (nominated or {}).get(node.name, ()))
+            others = nominated.get(node.name) if nominated else None
+            if others:
+                status = self.run_filters_with_nominated(state, pod, node, others)
+            else:
+                status = None
+                for plugin in filters:
+                    status = plugin.filter(state, pod, node)
+                    if status is not None:
+                        if status.code is Code.SKIP:
+                            status = None
+                            continue
+                        if status.plugin != plugin.name:  # constant statuses come tagged already
+                            status = Status(status.code, status.reasons, plugin.name)
+                        break
             if status is None:
                 feasible.append(node)
                 if len(feasible) >= want:
                     break
             else:
-                diagnosis.node_statuses[node.name] = status
+                statuses[node.name] = status
                 diagnosis.rejecting_plugins.add(status.plugin)
         if nodes:
-            self._next_start = (self._next_start + processed) % len(nodes)
+            self.next_start_node_index = (start + processed) % len(nodes)
         return FilterResult(feasible, diagnosis)
 
     # -- reserve and pre-bind -------------------------------------------------------------
@@ -154,29 +193,31 @@ class Framework:
 
     # -- scoring --------------------------------------------------------------------------
     def score_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> dict[str, int]:
-        totals = {n.name: 0 for n in nodes}
-        for plugin, weight in self.scores:
-            if isinstance(plugin, PreScorePlugin):
+        names = [n.name for n in nodes]
+        totals = [0] * len(nodes)
+        for plugin, weight, pre_scores, normalizes, batch in self._score_steps:
+            if pre_scores:
                 status = plugin.pre_score(state, pod, nodes)
                 if status is not None and status.code is Code.SKIP:
                     continue
-            scores = {n.name: plugin.score(state, pod, n) for n in nodes}
-            if isinstance(plugin, ScoreNormalizer):
+            if batch:
+                raw = plugin.score_all(state, pod, nodes)
+            else:
+                score = plugin.score
+                raw = [score(state, pod, n) for n in nodes]
+            if normalizes:
+                scores = dict(zip(names, raw))
                 plugin.normalize(state, pod, scores)
-            for name, value in scores.items():
-                totals[name] += value * weight
-        return totals
+                raw = list(scores.values())
+            totals = [t + v * weight for t, v in zip(totals, raw)]
+        return dict(zip(names, totals))
 
     def select_host(self, scores: dict[str, int]) -> str:
-        best, count, chosen = -1, 0, ""
-        for name, value in scores.items():
-            if value > best:
-                best, count, chosen = value, 1, name
-            elif value == best:
-                count += 1
-                if self._rand.randrange(count) == 0:
-                    chosen = name
-        return chosen
+        """The best-scoring node; ties broken uniformly at random (kube's selectHost samples
+        the ties one by one to the same effect)."""
+        best = max(scores.values())
+        ties = [name for name, value in scores.items() if value == best]
+        return ties[self._rand.randrange(len(ties))] if len(ties) > 1 else ties[0]
 
     def schedule(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                  nominated: Mapping[str, Sequence[PodInfo]] | None = None) -> tuple[str, FilterResult]:

@@ -49,6 +49,9 @@ UNFINISHED_POD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 ON_ASSIGNED_POD_DELETE = ("NodeResourcesFit", "NodePorts", "InterPodAffinity", "PodTopologySpread")
 ON_ASSIGNED_POD_ADD = ("InterPodAffinity", "PodTopologySpread")
 ON_STORAGE_CHANGE = ("VolumeBinding",)
+BIND_CONCURRENCY = 16
+"""`pods/binding` requests in flight at once. Binding runs beside the scheduling loop (kube's
+bind goroutine), but unbounded it opened a new TLS connection per bind under load."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,8 @@ class Scheduler:
         for informer in (self._volumes.claims, self._volumes.pvs, self._volumes.classes):
             informer.add_handler(FuncHandler(self._storage_changed, lambda old, new: self._storage_changed(new),
                                              self._storage_changed))
-        handle = Handle(all_nodes=self.cache.node_list, namespace_labels=self._namespace_labels, volumes=self._volumes)
+        handle = Handle(all_nodes=self.cache.node_list, namespace_labels=self._namespace_labels, volumes=self._volumes,
+                        pod_index=self.cache.pod_index)
         self.frameworks: dict[str, Framework] = {
             p.scheduler_name: Framework(p, PLUGINS, handle, percentage_of_nodes_to_score=settings.percentage_of_nodes_to_score)
             for p in profiles}
@@ -94,6 +98,7 @@ class Scheduler:
         self._pods.add_handler(FuncHandler(self._pod_added, self._pod_updated, self._pod_deleted))
         self._nodes.add_handler(FuncHandler(self._node_added, self._node_updated, self._node_deleted))
         self._binds: asyncio.TaskGroup | None = None
+        self._bind_slots = asyncio.Semaphore(BIND_CONCURRENCY)
         self._nominations: dict[str, str] = {}
         """pod key -> nominated node, for pending pods that preempted."""
 
@@ -167,6 +172,9 @@ class Scheduler:
             try:
                 while True:
                     await self.schedule_one()
+                    # A cycle that found a pod waiting never suspends: let the bindings,
+                    # events and informers started meanwhile run before the next one.
+                    await asyncio.sleep(0)
             except QueueClosed:
                 pass
             finally:
@@ -233,7 +241,7 @@ class Scheduler:
             self.cache.forget(queued.key)
             message = f'running PreBind plugin "{status.plugin}": {status.message}'
             log.info("pre-binding %s to %s failed: %s", queued.key, host, message)
-            self._recorder.event(queued.pod, WARNING, "FailedScheduling", message)
+            self._recorder.event(queued.pod, WARNING, "FailedScheduling", message, action="Scheduling")
             self.queue.add_backoff(queued)
             await self._update_condition(queued.pod, SCHEDULER_ERROR, message, "")
             return
@@ -242,8 +250,9 @@ class Scheduler:
                    "metadata": {"name": meta["name"], "namespace": meta.get("namespace", ""), "uid": meta.get("uid", "")},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": host}}
         try:
-            await self._client.create(PODS, binding, namespace=meta.get("namespace", ""), name=meta["name"],
-                                      subresource="binding")
+            async with self._bind_slots:
+                await self._client.create(PODS, binding, namespace=meta.get("namespace", ""), name=meta["name"],
+                                          subresource="binding")
         except (errors.StatusError, TransportError) as exc:
             text = exc.message if isinstance(exc, errors.StatusError) else str(exc)
             log.info("binding %s to %s failed: %s", queued.key, host, text)
@@ -251,19 +260,21 @@ class Scheduler:
             self.cache.forget(queued.key)
             if isinstance(exc, errors.NotFound):
                 return
-            self._recorder.event(queued.pod, WARNING, "FailedScheduling", f"Binding rejected: {text}")
+            self._recorder.event(queued.pod, WARNING, "FailedScheduling", f"Binding rejected: {text}",
+                                 action="Scheduling")
             self.queue.add_backoff(queued)
             self.queue.move_all(ON_ASSIGNED_POD_DELETE)
             return
         log.debug("bound %s to %s", queued.key, host)
-        self._recorder.event(queued.pod, NORMAL, "Scheduled", f"Successfully assigned {queued.key} to {host}")
+        self._recorder.event(queued.pod, NORMAL, "Scheduled", f"Successfully assigned {queued.key} to {host}",
+                             action="Binding")
 
     async def _failed(self, queued: QueuedPodInfo, message: str, plugins: set[str], reason: str, *,
                       nominated: str = "") -> None:
         """handleSchedulingFailure: event, back to the queue, PodScheduled=False condition."""
         pod = queued.pod
         log.info("unable to schedule %s: %s", queued.key, message)
-        self._recorder.event(pod, WARNING, "FailedScheduling", message)
+        self._recorder.event(pod, WARNING, "FailedScheduling", message, action="Scheduling")
         self.queue.add_unschedulable(queued, plugins)
         await self._update_condition(pod, reason, message, nominated)
 

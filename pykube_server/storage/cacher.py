@@ -137,14 +137,28 @@ class ResourceCache:
         """Events after this revision are all in `events`."""
         self.watchers: set[Watcher] = set()
         self._sorted: list[str] | None = None
+        self.revision = 0
+        """The revision of the last event applied: anything computed from `objects` at this
+        revision is still true while it stays the same."""
+        self._under: dict[str, list[CachedObject]] = {}
 
     def sorted_keys(self) -> list[str]:
         if self._sorted is None:
             self._sorted = sorted(self.objects)
         return self._sorted
 
+    def under(self, prefix: str) -> list[CachedObject]:
+        """The objects whose keys start with `prefix` (a namespace's), in key order; remembered
+        until the next change, since admission asks for the same namespace on every create."""
+        found = self._under.get(prefix)
+        if found is None:
+            found = self._under[prefix] = [self.objects[k] for k in self.sorted_keys() if k.startswith(prefix)]
+        return found
+
     def apply(self, event: CacheEvent) -> None:
         key = event.obj.key
+        self.revision = event.revision
+        self._under.clear()
         if event.type == "DELETED":
             if self.objects.pop(key, None) is not None:
                 self._sorted = None
@@ -244,6 +258,8 @@ class Cacher:
         self._maps = _MapPool()
         self._loading: dict[str, list[Event]] = {}
         """Roots being added (`add_root`): their events wait here until the state is read."""
+        self._written: dict[str, int] = {}
+        """Per key root, the newest revision this server wrote there (`note_write`)."""
 
     def resource(self, root: str) -> ResourceCache:
         return self.resources[root]
@@ -390,6 +406,19 @@ class Cacher:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (revision, next(self._seq), fut))
         await fut
+
+    def note_write(self, key: str, revision: int) -> None:
+        """This server wrote `key` at `revision` (see `wait_written`)."""
+        root = self._root_of(key)
+        if root is not None and revision > self._written.get(root, 0):
+            self._written[root] = revision
+
+    async def wait_written(self, root: str) -> None:
+        """Read-your-writes for one resource: wait until the cache holds every write this server
+        made to `root`. Cheaper than `wait_fresh` (no backend round trip, and no wait at all while
+        that resource is not being written), for readers that, like kube's admission plugins
+        reading informer listers, need this server's own recent writes but not other servers'."""
+        await self.wait_for_revision(self._written.get(root, 0))
 
     async def wait_fresh(self) -> int:
         """Consistent read: wait until the cache has the backend's latest write."""

@@ -31,6 +31,14 @@ Why it is shaped this way:
   wakes the watchers. A watcher is a cursor: it reads from the ring when the ring still holds
   its next revision and from the table otherwise, so the switch from history to live events has
   no gap and no duplicate by construction, and a slow watcher never blocks the writer.
+* **Commits on the event loop.** With `synchronous=NORMAL` a commit is a few `write()`s into
+  the page cache, a few hundred microseconds for a batch, so the writer runs the batch's
+  `executemany` and `COMMIT` directly on the loop: handing each batch to aiosqlite's thread and
+  back cost more CPU in GIL hand-offs than the SQL itself (a third of a Pod create's server CPU,
+  measured with bench/api.py). What can take long stays on aiosqlite's thread: the WAL
+  checkpoint (it fsyncs; SQLite's automatic one would run inside a commit, so it is off and the
+  writer checkpoints every CHECKPOINT_ROWS rows between batches), compaction, and every read.
+  `synchronous=FULL` or `EXTRA` fsyncs in each commit, so then commits go through the thread.
 * **Compaction** runs under the writer lock (between batches) and deletes, up to the revision,
   every row that is superseded or a deletion; each live key's latest row stays.
 """
@@ -64,6 +72,9 @@ WATCH_CHUNK_REVISIONS = 1000
 """Revisions a watcher catches up per step, from the ring or the table."""
 MAX_BATCH_OPS = 2000
 """Writes committed in one transaction at most (bounds latency and SQL variable counts)."""
+CHECKPOINT_ROWS = 4000
+"""Rows written between WAL checkpoints when commits run on the loop (SQLite's own automatic
+checkpoint, off then, would run every ~1,000 pages of WAL)."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS kine (
@@ -233,8 +244,10 @@ class SQLiteBackend:
         compacted_revision: int,
         index: dict[str, _State],
         watch_buffer_events: int = WATCH_BUFFER_EVENTS,
+        commit_on_loop: bool = False,
     ) -> None:
-        """Use `open()`; this adopts two connections already set up on the same file."""
+        """Use `open()`; this adopts two connections already set up on the same file (the writer
+        opened with `check_same_thread=False` when `commit_on_loop`)."""
         self.compacted_revision = compacted_revision
         """Reads and watches from revisions below this raise `Compacted`."""
         self.transactions = 0
@@ -249,6 +262,8 @@ class SQLiteBackend:
         self._write_lock = asyncio.Lock()
         self._closing = False
         self._closed = asyncio.Event()
+        self._commit_on_loop = commit_on_loop
+        self._rows_since_checkpoint = 0
         self._writer_task = asyncio.get_running_loop().create_task(self._run_writer(), name="sqlite-writer")
 
     @classmethod
@@ -262,9 +277,11 @@ class SQLiteBackend:
         """Open (creating if needed) the database at `path` and rebuild the in-memory index."""
         if synchronous not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
-        writer = await aiosqlite.connect(path)
+        commit_on_loop = synchronous == "NORMAL"
+        # the loop and aiosqlite's thread both use the writer, never at once (the write lock)
+        writer = await aiosqlite.connect(path, check_same_thread=not commit_on_loop)
         try:
-            await _set_up_writer(writer, synchronous)
+            await _set_up_writer(writer, synchronous, autocheckpoint=not commit_on_loop)
             revision, compacted, index = await _load_state(writer)
             reader = await aiosqlite.connect(path)
         except BaseException:
@@ -277,7 +294,7 @@ class SQLiteBackend:
             raise
         return cls(
             writer, reader, revision=revision, compacted_revision=compacted, index=index,
-            watch_buffer_events=watch_buffer_events,
+            watch_buffer_events=watch_buffer_events, commit_on_loop=commit_on_loop,
         )
 
     async def __aenter__(self) -> SQLiteBackend:
@@ -365,6 +382,9 @@ class SQLiteBackend:
             ops, self._pending = self._pending[:MAX_BATCH_OPS], self._pending[MAX_BATCH_OPS:]
             async with self._write_lock:
                 await self._commit_batch([op for op in ops if not op.future.done()])
+                if self._commit_on_loop and self._rows_since_checkpoint >= CHECKPOINT_ROWS:
+                    self._rows_since_checkpoint = 0
+                    await self._writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")  # read: its row ends the statement
 
     async def _commit_batch(self, ops: list[_Op]) -> None:
         failure: BaseException | None = None
@@ -396,17 +416,26 @@ class SQLiteBackend:
             return {}
         marks = ",".join("?" * len(ids))
         sql = f"SELECT id, value FROM kine WHERE id IN ({marks})"
-        rows = await self._writer.execute_fetchall(sql, list(ids))
+        if self._commit_on_loop:  # primary-key lookups of rows the page cache holds
+            rows = self._writer._conn.execute(sql, list(ids)).fetchall()
+        else:
+            rows = await self._writer.execute_fetchall(sql, list(ids))
         return {rev: value for rev, value in rows}
 
     async def _write_rows(self, rows: list[_Row]) -> None:
         try:
-            await self._writer.executemany(_INSERT, rows)
-            await self._writer.commit()
+            if self._commit_on_loop:
+                conn = self._writer._conn
+                conn.executemany(_INSERT, rows)
+                conn.commit()
+            else:
+                await self._writer.executemany(_INSERT, rows)
+                await self._writer.commit()
         except BaseException:
             await asyncio.shield(self._writer.rollback())
             raise
         self.transactions += 1
+        self._rows_since_checkpoint += len(rows)
 
     def _publish(self, batch: _Batch) -> None:
         for key, state in batch.overlay.items():
@@ -499,11 +528,13 @@ class SQLiteBackend:
             await self._reader.close()
 
 
-async def _set_up_writer(conn: aiosqlite.Connection, synchronous: str) -> None:
+async def _set_up_writer(conn: aiosqlite.Connection, synchronous: str, *, autocheckpoint: bool) -> None:
     rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
     if rows[0][0].lower() != "wal":
         raise RuntimeError(f"SQLite refused WAL journal mode (got {rows[0][0]!r})")
     await conn.execute(f"PRAGMA synchronous = {synchronous}")
+    if not autocheckpoint:
+        await conn.execute("PRAGMA wal_autocheckpoint = 0")
     for statement in _SCHEMA:
         await conn.execute(statement)
     await conn.commit()

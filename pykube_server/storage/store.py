@@ -52,17 +52,20 @@ class Store:
     async def create(self, key: str, obj: Obj) -> Obj:
         """Raises KeyExists."""
         revision = await self.backend.create(key, encode_for_storage(obj))
+        self.cacher.note_write(key, revision)
         obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
         return obj
 
     async def update(self, key: str, obj: Obj, *, revision: int) -> Obj:
         """Compare-and-swap against `revision`. Raises KeyNotFound, Conflict."""
         new_revision = await self.backend.update(key, encode_for_storage(obj), revision=revision)
+        self.cacher.note_write(key, new_revision)
         obj.setdefault("metadata", {})["resourceVersion"] = str(new_revision)
         return obj
 
     async def delete(self, key: str, *, revision: int = 0) -> Obj:
         kv = await self.backend.delete(key, revision=revision)
+        self.cacher.note_write(key, kv.mod_revision)
         return decode_stored(kv.value, kv.mod_revision)
 
     def _stale(self, key: str) -> bool:

@@ -256,7 +256,7 @@ def test_status_writes_may_change_metadata_of_most_builtin_kinds(raw: Raw, names
                          "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.9"}]}}})
     assert patched.status == 200, patched
     assert patched.json()["metadata"]["annotations"] == {"patchedstatus": "true"}
-    assert patched.json()["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.9"}]
+    assert patched.json()["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.9", "ipMode": "VIP"}]  # defaulted
     ns = raw.patch(f"/api/v1/namespaces/{namespace}/status", {"metadata": {"annotations": {"statuspatch": "yes"}}})
     assert ns.status == 200 and ns.json()["metadata"]["annotations"]["statuspatch"] == "yes"
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},

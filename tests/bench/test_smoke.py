@@ -57,3 +57,15 @@ def test_controllers_bench_completes_rollout_and_namespace_deletion(tmp_path: Pa
     assert math.isfinite(deployment["available_s"]) and math.isfinite(deployment["rollout_s"]), deployment
     assert namespace["objects"] == 30 and math.isfinite(namespace["delete_s"]), namespace
     assert "namespace of 30 objects: until deleted" in stdout
+
+
+def test_proxy_bench_measures_both_paths_and_endpoint_readiness(tmp_path: Path) -> None:
+    figures, stdout = run_bench("proxy.py", tmp_path, "--seconds", "0.6", "--connections", "4", "--rounds", "2",
+                                "--ready-trials", "2")
+    for run in ("keepalive_direct", "keepalive_proxy", "newconn_direct", "newconn_proxy"):
+        r = figures[run]
+        assert r["requests"] > 0 and r["errors"] == 0 and math.isfinite(r["p99_ms"]), (run, r)
+    assert set(figures["keepalive_direct"]["answered"]) == {"pod-0"}
+    assert set(figures["keepalive_proxy"]["answered"]) == {"pod-0", "pod-1", "pod-2"}  # spread over the 3 pods
+    assert len(figures["ready_to_traffic_s"]) == 2 and all(d > 0 for d in figures["ready_to_traffic_s"])
+    assert "keep-alive: through the ClusterIP" in stdout and "endpoint ready -> traffic" in stdout

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,16 +21,10 @@ from pykube_server.client.informer import InformerFactory
 from pykube_server.client.rest import ENDPOINTSLICES, SERVICES, Client
 from pykube_server.proxy.balancer import RANDOM, ROUND_ROBIN, Balancer
 from pykube_server.proxy.proxier import Proxier
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 
 NS = "default"
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @contextlib.asynccontextmanager

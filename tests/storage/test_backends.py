@@ -103,6 +103,26 @@ async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
         assert db.transactions - before <= 2  # 64 one-write transactions without group commit
 
 
+async def test_commits_on_the_loop_checkpoint_the_wal_themselves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # NORMAL commits run on the event loop with SQLite's automatic checkpoint off, so the writer
+    # must checkpoint every CHECKPOINT_ROWS rows or the WAL grows without bound; FULL commits
+    # keep SQLite's own checkpoint. Either way everything written is there after a reopen.
+    from pykube_server.storage import sqlite as sqlite_backend
+
+    monkeypatch.setattr(sqlite_backend, "CHECKPOINT_ROWS", 50)
+    for synchronous in ("NORMAL", "FULL"):
+        path = tmp_path / f"db-{synchronous}"
+        async with await SQLiteBackend.open(path, synchronous=synchronous) as db:  # type: ignore[arg-type]
+            for round_ in range(8):
+                await asyncio.gather(*(db.create(f"/k/{round_}/{i}", b"v" * 4096) for i in range(40)))
+            wal = Path(str(path) + "-wal")
+            if synchronous == "NORMAL":  # 320 rows of 4 KiB; a checkpoint every 50 lets the WAL be reused
+                assert wal.stat().st_size < 320 * 4096 // 2, wal.stat().st_size
+        async with await SQLiteBackend.open(path, synchronous=synchronous) as db:  # type: ignore[arg-type]
+            assert await db.current_revision() == 320
+            assert (await db.get("/k/7/39")).value == b"v" * 4096
+
+
 async def test_failed_ops_in_a_batch_do_not_affect_the_others(tmp_path: Path) -> None:
     async with await SQLiteBackend.open(tmp_path / "db") as db:
         await db.create("/u", b"1")

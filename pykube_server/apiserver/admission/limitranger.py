@@ -170,10 +170,9 @@ class LimitRanger:
         self.ranges = server.store_for("", "v1", "limitranges")
 
     async def _limit_ranges(self, namespace: str) -> list[Obj]:
-        await self.ranges.cacher.wait_fresh()
-        prefix = f"{self.ranges.root}/{namespace}/"
-        objects = self.ranges.cacher.resource(self.ranges.root).objects
-        return [cached.decode() for key, cached in sorted(objects.items()) if key.startswith(prefix)]
+        await self.ranges.cacher.wait_written(self.ranges.root)  # kube reads an informer here
+        cache = self.ranges.cacher.resource(self.ranges.root)
+        return [cached.decode() for cached in cache.under(f"{self.ranges.root}/{namespace}/")]
 
     def _handles(self, attributes: Attributes) -> bool:
         if attributes.subresource or attributes.obj is None or not attributes.namespace:

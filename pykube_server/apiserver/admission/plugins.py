@@ -30,6 +30,7 @@ ORDERED: dict[str, Any] = {
     "DefaultStorageClass": _lazy("defaultstorageclass", "DefaultStorageClass"),
     "StorageObjectInUseProtection": _lazy("storageprotection", "StorageObjectInUseProtection"),
     "MutatingAdmissionWebhook": _lazy("webhook.dispatch", "MutatingAdmissionWebhook"),
+    "ValidatingAdmissionPolicy": _lazy("validatingpolicy", "ValidatingAdmissionPolicy"),
     "ValidatingAdmissionWebhook": _lazy("webhook.dispatch", "ValidatingAdmissionWebhook"),
     "ResourceQuota": _lazy("resourcequota", "ResourceQuota"),
 }
@@ -43,6 +44,7 @@ DEFAULT_ON: tuple[str, ...] = (
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
     "MutatingAdmissionWebhook",
+    "ValidatingAdmissionPolicy",
     "ValidatingAdmissionWebhook",
     "ResourceQuota",
 )

@@ -35,18 +35,24 @@ class Priority:
 
     def __init__(self, server: APIServer) -> None:
         self.classes = server.store_for("scheduling.k8s.io", "v1", "priorityclasses")
+        self._default: dict[str, Any] | None = None
+        self._default_at = -1
 
     def _class(self, name: str) -> dict[str, Any] | None:
         cached = self.classes.cacher.resource(self.classes.root).objects.get(self.classes.key("", name))
         return cached.decode() if cached is not None else None
 
     def _default_class(self) -> dict[str, Any] | None:
-        best = None
-        for cached in self.classes.cacher.resource(self.classes.root).objects.values():
-            pc = cached.decode()
-            if pc.get("globalDefault") and (best is None or int(pc.get("value", 0)) < int(best.get("value", 0))):
-                best = pc
-        return best
+        """The globalDefault class with the lowest value (read-only), worked out once per change."""
+        cache = self.classes.cacher.resource(self.classes.root)
+        if self._default_at != cache.revision:
+            best = None
+            for cached in cache.objects.values():
+                pc = cached.decode()
+                if pc.get("globalDefault") and (best is None or int(pc.get("value", 0)) < int(best.get("value", 0))):
+                    best = pc
+            self._default, self._default_at = best, cache.revision
+        return self._default
 
     async def admit(self, attributes: Attributes) -> None:
         if not attributes.is_("", "pods") or attributes.obj is None:

@@ -49,10 +49,9 @@ class ResourceQuota:
         work queue makes them) instead of fighting over the compare-and-swap."""
 
     async def _namespace_quotas(self, namespace: str) -> list[Obj]:
-        await self.quotas.cacher.wait_fresh()
-        prefix = f"{self.quotas.root}/{namespace}/"
-        objects = self.quotas.cacher.resource(self.quotas.root).objects
-        return [cached.decode() for key, cached in sorted(objects.items()) if key.startswith(prefix)]
+        await self.quotas.cacher.wait_written(self.quotas.root)  # kube reads an informer here
+        cache = self.quotas.cacher.resource(self.quotas.root)
+        return [cached.decode() for cached in cache.under(f"{self.quotas.root}/{namespace}/")]
 
     def _handles(self, attributes: Attributes) -> bool:
         if attributes.subresource or attributes.obj is None or not attributes.namespace:

@@ -9,6 +9,7 @@ Status with the kubelet's code and message.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import aiohttp
@@ -49,6 +50,31 @@ async def _kubelet_address(server: Any, node_name: str) -> str:
     return f"https://{hosts[0]}:{port}"
 
 
+# wsstream.Reader's protocols: raw bytes in binary messages, or base64 in text messages ("" is binary)
+WS_PROTOCOLS = ("binary.k8s.io", "base64.binary.k8s.io")
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in \
+        request.headers.get("Connection", "").lower()
+
+
+async def _log_websocket(request: web.Request, upstream: aiohttp.ClientResponse) -> web.WebSocketResponse:
+    """The log over a WebSocket, as kube-apiserver's stream handler serves it to a client that
+    upgrades (`e2ewebsocket`, browsers): one message per chunk, closed at the end of the log."""
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    protocol = next((p for p in offered if p in WS_PROTOCOLS), "")
+    ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), max_msg_size=0)
+    await ws.prepare(request)
+    async for chunk in upstream.content.iter_any():
+        if protocol == "base64.binary.k8s.io":
+            await ws.send_str(base64.b64encode(chunk).decode())
+        else:
+            await ws.send_bytes(chunk)
+    await ws.close()
+    return ws
+
+
 async def pod_log(server: Any, call: Call) -> web.StreamResponse:
     pod = (await call.store.get(call.namespace, call.info.name)).decode()
     container = _container(pod, call.query("container"))
@@ -69,6 +95,8 @@ async def pod_log(server: Any, call: Call) -> web.StreamResponse:
                 text = (await upstream.text()).strip()
                 raise errors.StatusError(text, code=upstream.status,
                                          reason={400: "BadRequest", 404: "NotFound"}.get(upstream.status, "InternalError"))
+            if _is_websocket(call.request):
+                return await _log_websocket(call.request, upstream)
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             await resp.prepare(call.request)
             async for chunk in upstream.content.iter_any():

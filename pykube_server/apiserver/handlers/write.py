@@ -25,10 +25,12 @@ from pykube_server.api.patch import (
 from pykube_server.api.selectors import selector_from_object
 from pykube_server.apiserver.admission import warnings_of
 from pykube_server.apiserver.handlers.common import Call, respond, success_status
-from pykube_server.apiserver.negotiation import content_type_of, decode_body
+from pykube_server.apiserver.duplicates import Repeats, yaml_error
+from pykube_server.apiserver.negotiation import content_type_of, decode_body, decode_body_repeats
 from pykube_server.registry import managedfields
 from pykube_server.registry.certificates import set_requester
 from pykube_server.registry.fieldcheck import TypeMismatch, unknown_fields
+from pykube_server.registry.managedfields.undeclared import typed_patch_error
 from pykube_server.registry.patch_schema import schema_for_kind
 from pykube_server.registry.store import RETURNS_DELETED_OBJECT
 from pykube_server.registry.strategy import now_rfc3339
@@ -38,9 +40,18 @@ PATCH_MEDIA = ("application/json-patch+json", "application/merge-patch+json", "a
                "application/strategic-merge-patch+json")
 
 
-async def read_body(call: Call) -> Any:
+async def read_body(call: Call) -> tuple[Any, Repeats | None]:
+    """The body, and its repeated keys when field validation will report them."""
     data = await call.request.read()
-    return decode_body(data, content_type_of(call.request.headers.get("Content-Type")))
+    return decode_body_repeats(data, content_type_of(call.request.headers.get("Content-Type")),
+                               validation_mode(call) != "Ignore")
+
+
+def validation_mode(call: Call) -> str:
+    mode = call.query("fieldValidation", "Warn")
+    if mode not in ("Ignore", "Warn", "Strict"):
+        raise errors.BadRequest(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{mode}"')
+    return mode
 
 
 def _expected_kind(call: Call) -> tuple[str, str]:
@@ -49,8 +60,15 @@ def _expected_kind(call: Call) -> tuple[str, str]:
     return call.spec.api_version, call.spec.kind
 
 
-def check_object(call: Call, body: Any) -> tuple[Obj, list[str]]:
+def check_object(call: Call, body: Any, repeats: Repeats | None = None,
+                 patch_texts: tuple[list[str], list[str]] | None = None) -> tuple[Obj, list[str]]:
     """Identity checks and field validation; returns the body and any warnings."""
+    check_identity(call, body)
+    return body, field_validation(call, body, repeats, patch_texts)
+
+
+def check_identity(call: Call, body: Any) -> None:
+    """The body is an object of the kind and namespace the URL names."""
     if not isinstance(body, dict):
         raise errors.BadRequest("the object provided is unrecognized (must be of type " + call.spec.kind + ")")
     api_version, kind = _expected_kind(call)
@@ -69,33 +87,133 @@ def check_object(call: Call, body: Any) -> tuple[Obj, list[str]]:
         ns = meta.get("namespace")
         if call.spec.namespaced and ns and ns != call.info.namespace:
             raise errors.BadRequest("the namespace of the provided object does not match the namespace sent on the request")
-    return body, field_validation(call, body)
 
 
-def field_validation(call: Call, body: Obj) -> list[str]:
-    """Unknown fields: Strict refuses them, Warn names them in warnings, Ignore says nothing.
-    Unless refused they are dropped, as decoding into kube's typed structs drops them."""
-    mode = call.query("fieldValidation", "Warn")
-    if mode not in ("Ignore", "Warn", "Strict"):
-        raise errors.BadRequest(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{mode}"')
+def field_validation(call: Call, body: Obj, repeats: Repeats | None = None,
+                     patch_texts: tuple[list[str], list[str]] | None = None) -> list[str]:
+    """Unknown and repeated fields: Strict refuses them, Warn names them in warnings, Ignore says
+    nothing. Unless refused, unknown fields are dropped, as decoding into kube's typed structs
+    drops them (and of repeated keys the last one counts).
+
+    `repeats` are the body's own repeated keys; `patch_texts` (error texts, warning texts) what
+    a patch's own decoding found, which kube reports before the patched object's unknown fields."""
+    mode = validation_mode(call)
     if call.info.subresource == "scale":
         return []
     try:
-        unknown = unknown_fields(body, call.spec.definition)
+        unknown = _unknown_fields(call, body)
     except TypeMismatch as exc:
         raise errors.BadRequest(f'{call.spec.kind} in version "{call.spec.version}" cannot be handled as a '
                                 f'{call.spec.kind}: {exc}') from None
-    if not unknown:
+    if not unknown and not repeats and not patch_texts:
         return []
-    texts = [f'unknown field "{path}"' for path in unknown]
-    if mode == "Strict":
+    if _is_custom(call):
+        error_texts, warning_texts = _decoded_then_pruned(unknown, repeats, patch_texts)
+    else:
+        error_texts, warning_texts = _strict_texts(unknown, repeats, patch_texts)
+    if mode == "Strict" and error_texts:
         version = call.spec.version
         raise errors.BadRequest(
             f'{call.spec.kind} in version "{version}" cannot be handled as a {call.spec.kind}: strict decoding error: '
-            + ", ".join(texts))
+            + ", ".join(error_texts))
     for path in unknown:
         _drop_path(body, path)
-    return [] if mode == "Ignore" else texts
+    return [] if mode == "Ignore" else warning_texts
+
+
+def _is_custom(call: Call) -> bool:
+    """A custom resource: its strategy knows the CRD's schema (`unknown_fields`)."""
+    return hasattr(call.store.strategy, "unknown_fields")
+
+
+def _unknown_fields(call: Call, body: Obj) -> list[str]:
+    """The fields the kind's schema does not declare (a built-in kind's OpenAPI definition, a
+    custom resource's CRD schema)."""
+    if _is_custom(call):
+        return call.store.strategy.unknown_fields(body)  # type: ignore[attr-defined, no-any-return]
+    return unknown_fields(body, call.spec.definition)
+
+
+def _decoded_then_pruned(unknown: list[str], repeats: Repeats | None,
+                         patch_texts: tuple[list[str], list[str]] | None) -> tuple[list[str], list[str]]:
+    """A custom resource's strict errors, in apiextensions-apiserver's order: what decoding found
+    (repeated keys in document order, or YAML's error; a patch's own findings), then the unknown
+    fields its schema pruning found: the object's metadata, the rest in key order, embedded
+    objects' metadata last (a field both repeated and unknown is named twice)."""
+    def rank(item: tuple[int, str]) -> tuple[Any, ...]:
+        index, path = item
+        if path.startswith("metadata."):
+            return (0, index)
+        return (2, index) if ".metadata." in path else (1, _path_key(path))
+
+    ordered = [f'unknown field "{path}"' for _, path in sorted(enumerate(unknown), key=rank)]
+    if patch_texts is not None:
+        return patch_texts[0] + ordered, patch_texts[1] + ordered
+    if repeats is not None and repeats.yaml:
+        return [yaml_error(repeats.yaml), *ordered], [*repeats.yaml, *ordered]
+    found = repeats.json if repeats is not None else None
+    decoded = [f'duplicate field "{path}"' for _, path in found.repeats] if found is not None else []
+    return decoded + ordered, decoded + ordered
+
+
+def _strict_texts(unknown: list[str], repeats: Repeats | None,
+                  patch_texts: tuple[list[str], list[str]] | None) -> tuple[list[str], list[str]]:
+    """kube's strict decoding errors, in its order, as (error parts, warnings).
+
+    A JSON body is decoded in document order, so unknown and repeated fields interleave by
+    position (a repeated key inside an unknown field is never seen). A YAML body is first made
+    JSON with sorted keys, so yaml.v2's one error for the repeats leads and the unknown fields
+    follow in key order; so do those of a patched object, after the patch's own findings."""
+    if patch_texts is not None or (repeats is not None and repeats.yaml):
+        ordered = [f'unknown field "{path}"' for path in sorted(unknown, key=_path_key)]
+        if patch_texts is not None:
+            return patch_texts[0] + ordered, patch_texts[1] + ordered
+        lines = repeats.yaml if repeats is not None else []
+        return [yaml_error(lines), *ordered], [*lines, *ordered]
+    found = repeats.json if repeats is not None else None
+    if found is None:
+        texts = [f'unknown field "{path}"' for path in unknown]
+        return texts, texts
+    entries = [(found.order_of(path), f'unknown field "{path}"') for path in unknown]
+    entries += [(position, f'duplicate field "{path}"') for position, path in found.repeats
+                if not any(_within(path, outer) for outer in unknown)]
+    texts = [text for _, text in sorted(entries, key=lambda entry: entry[0])]
+    return texts, texts
+
+
+def patch_findings(patch: Any, repeats: Repeats | None, media: str) -> tuple[list[str], list[str]] | None:
+    """What decoding a merge, strategic merge or JSON patch itself reports: repeated keys, and
+    for a JSON patch the operations' unknown members (`json patch unknown field "[0].foo"`)."""
+    found = repeats.json if repeats is not None else None
+    if media != "application/json-patch+json":
+        texts = [f'duplicate field "{path}"' for _, path in found.repeats] if found is not None else []
+        return (texts, texts) if texts else None
+    entries: list[tuple[int, str]] = []
+    if isinstance(patch, list):
+        for i, op in enumerate(patch):
+            if isinstance(op, dict):
+                entries += [(found.order_of(f"[{i}].{key}") if found else i, f'json patch unknown field "[{i}].{key}"')
+                            for key in op if key not in _JSON_PATCH_MEMBERS]
+    if found is not None:
+        # only an operation's own members: repeats inside a `value` are dropped unseen, as kube's
+        # json-patch library drops them
+        entries += [(position, f'json patch duplicate field "{path}"') for position, path in found.repeats
+                    if _OP_MEMBER.fullmatch(path)]
+    texts = [text for _, text in sorted(entries, key=lambda entry: entry[0])]
+    return (texts, texts) if texts else None
+
+
+_JSON_PATCH_MEMBERS = frozenset(("op", "path", "value", "from"))
+_OP_MEMBER = re.compile(r"\[\d+\]\.[^.\[\]]+")
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith(outer + ".") or path.startswith(outer + "[")
+
+
+def _path_key(path: str) -> tuple[Any, ...]:
+    """Order of a path in a walk over keys sorted at every level (Go marshals maps that way)."""
+    return tuple(m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _SEGMENT.finditer(path))
 
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -120,7 +238,7 @@ def _drop_path(obj: Any, path: str) -> None:
 
 # -- create --------------------------------------------------------------------------------
 async def create(call: Call) -> web.StreamResponse:
-    body, warnings = check_object(call, await read_body(call))
+    body, warnings = check_object(call, *await read_body(call))
     if (call.spec.group, call.spec.plural) == ("certificates.k8s.io", "certificatesigningrequests"):
         user = call.request.get(authn.USER) or authn.ANONYMOUS  # who asks, never what the body claims
         set_requester(body, user.username, user.uid, user.groups, dict(user.extra))
@@ -131,7 +249,7 @@ async def create(call: Call) -> web.StreamResponse:
 
 # -- update (PUT) ----------------------------------------------------------------------------
 async def update(call: Call) -> web.StreamResponse:
-    body, warnings = check_object(call, await read_body(call))
+    body, warnings = check_object(call, *await read_body(call))
     name = (body.get("metadata") or {}).get("name")
     if name and name != call.info.name:
         raise errors.BadRequest(f"the name of the object ({name}) does not match the name on the URL ({call.info.name})")
@@ -181,10 +299,11 @@ async def patch(call: Call) -> web.StreamResponse:
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_MEDIA)}")
     data = await call.request.read()
-    patch_body = decode_body(data, media)
+    patch_body, repeats = decode_body_repeats(data, media, validation_mode(call) != "Ignore")
     if media == "application/apply-patch+yaml":
-        return await _apply(call, patch_body)
+        return await _apply(call, patch_body, repeats)
     apply = patcher(call, patch_body, media)
+    findings = patch_findings(patch_body, repeats, media)
     warnings: list[str] = []
 
     def patched(doc: Obj) -> Obj:
@@ -203,7 +322,7 @@ async def patch(call: Call) -> web.StreamResponse:
         if current is None:
             raise call.store.not_found(call.info.name)
         new = patched(current)
-        checked, found = check_object(call, new)
+        checked, found = check_object(call, new, patch_texts=findings or ([], []))
         warnings[:] = found
         return checked
 
@@ -226,14 +345,32 @@ def _recorder(call: Call) -> managedfields.ManagedHook:
     return managedfields.update_hook(_kind(call), manager, call.info.subresource, now_rfc3339)
 
 
-async def _apply(call: Call, manifest: Any) -> web.StreamResponse:
+async def _apply(call: Call, manifest: Any, repeats: Repeats | None = None) -> web.StreamResponse:
     """Server-side apply: the manifest is merged by the field manager, which owns exactly its
-    fields afterwards, removes what it stopped applying and answers 409 on conflicts."""
+    fields afterwards, removes what it stopped applying and answers 409 on conflicts.
+
+    Field validation is apply's own: repeated YAML keys are refused (Strict) or named (Warn) as
+    the YAML decoder words them, and an undeclared field fails the typed conversion whatever
+    `fieldValidation` says (kube's 500 "failed to create typed patch object")."""
     manager = call.query("fieldManager")
     if not manager:
         raise errors.BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set")
-    body, warnings = check_object(call, manifest)
+    mode = validation_mode(call)
+    lines = repeats.yaml if repeats is not None else []
+    if lines and mode == "Strict":
+        raise errors.BadRequest("error strict decoding YAML: error converting YAML to JSON: " + yaml_error(lines))
+    warnings = list(lines) if mode == "Warn" else []
+    check_identity(call, manifest)
+    body: Obj = manifest
     kind = _kind(call)
+    if call.info.subresource != "scale":
+        try:
+            unknown = _unknown_fields(call, body)
+        except TypeMismatch as exc:
+            raise errors.BadRequest(f'{call.spec.kind} in version "{call.spec.version}" cannot be handled as a '
+                                    f'{call.spec.kind}: {exc}') from None
+        if unknown:
+            raise typed_patch_error(body, kind.api_version, kind.kind, kind.schema, unknown)
     force = bool(call.bool_query("force"))
     entries: list[Obj] | None = None
 

@@ -309,6 +309,11 @@ CONTROLLER_ROLES: list[tuple[str, list[Obj]]] = [
         EVENTS]),
     ("root-ca-cert-publisher", [_r(("create", "update"), ("",), ("configmaps",)), EVENTS]),
     ("service-account-controller", [_r(("create",), ("",), ("serviceaccounts",)), EVENTS]),
+    ("service-controller", [
+        _r(READ, ("",), ("services",)),
+        _r(("patch", "update"), ("",), ("services/status",)),
+        _r(("list", "watch"), ("",), ("nodes",)),
+        EVENTS]),
     ("statefulset-controller", [
         _r(("list", "watch"), ("",), ("pods",)),
         _r(READ, ("apps",), ("statefulsets",)),
@@ -320,6 +325,10 @@ CONTROLLER_ROLES: list[tuple[str, list[Obj]]] = [
         _r(("update", "delete"), ("",), ("persistentvolumeclaims",)),
         EVENTS]),
     ("ttl-after-finished-controller", [_r(("delete", "get", "list", "watch"), ("batch",), ("jobs",)), EVENTS]),
+    ("validatingadmissionpolicy-status-controller", [
+        _r(("get", "list", "watch"), ("admissionregistration.k8s.io",), ("validatingadmissionpolicies",)),
+        _r(("get", "patch", "update"), ("admissionregistration.k8s.io",), ("validatingadmissionpolicies/status",)),
+        EVENTS]),
     ("resourcequota-controller", [
         _r(("list", "watch"), ("*",), ("*",)),
         _r(("update",), ("",), ("resourcequotas/status",)),

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pykube_server.api.jwt import PrivateKey, PublicKey, algorithm_for
-from pykube_server.apiserver.certs import write_file_atomic
+from pykube_server.apiserver.certs import pki_lock, write_file_atomic
 
 SIGNING_KEY_FILE = "sa.key"
 PUBLIC_KEY_FILE = "sa.pub"
@@ -45,13 +45,14 @@ def ensure_key_pair(directory: str | os.PathLike[str]) -> tuple[Path, Path]:
     pki = Path(directory)
     pki.mkdir(parents=True, exist_ok=True)
     key_path, pub_path = pki / SIGNING_KEY_FILE, pki / PUBLIC_KEY_FILE
-    if not key_path.exists():
-        key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
-        write_file_atomic(key_path, key.private_bytes(serialization.Encoding.PEM,
-                                                      serialization.PrivateFormat.TraditionalOpenSSL,
-                                                      serialization.NoEncryption()), mode=0o600)
-    if not pub_path.exists():
-        write_file_atomic(pub_path, _public_pem(load_private_key(key_path).public_key()), mode=0o644)
+    with pki_lock(pki):  # API servers sharing the data dir, starting at once, make one pair
+        if not key_path.exists():
+            key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+            write_file_atomic(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.TraditionalOpenSSL,
+                                                          serialization.NoEncryption()), mode=0o600)
+        if not pub_path.exists():
+            write_file_atomic(pub_path, _public_pem(load_private_key(key_path).public_key()), mode=0o644)
     return key_path, pub_path
 
 

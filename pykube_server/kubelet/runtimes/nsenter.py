@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 from collections.abc import Callable
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
-NAMESPACES = (("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS))
+CLONE_NEWPID = 0x20000000
+NAMESPACES = (("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS), ("pid", CLONE_NEWPID))
+"""`pid` differs only for a `shareProcessNamespace` pod; joining it places the command's
+children in the pod's PID namespace (the command itself keeps its host pid, as setns does)."""
 
 
 def _setns(fd: int, nstype: int) -> None:
@@ -62,6 +66,34 @@ def enter(pid: int, cwd: str = "") -> None:
             os.close(fd)
     if cwd:
         os.chdir(cwd)
+    if "pid" in wanted:
+        _continue_as_child()
+
+
+def _continue_as_child() -> None:
+    """Only children are born in a joined PID namespace: fork, let the child go on to exec the
+    command (inside the pod's namespace, with a /proc/self of its own), and make this process
+    wait and end as the child did. It stays the group and session leader, so the kubelet's
+    killpg still reaches the command; its other descriptors (subprocess's error pipe among
+    them) are closed so the caller's start does not wait for the command's end."""
+    child = os.fork()
+    if child == 0:
+        return
+    os.closerange(3, 65536)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            os._exit(255)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.WEXITSTATUS(status))
 
 
 def preexec(pid: int, cwd: str = "") -> Callable[[], None]:

@@ -9,14 +9,22 @@ Images are not pulled. How an image becomes something runnable:
 * with neither, the container is a placeholder that waits until it is stopped (the kubelet
   says so in a Warning event);
 * `PATH` starts with a per-image directory of host tools standing in for the image's: for
-  `python*` images `python` and `python3` are this interpreter; `busybox`, `alpine`, `ubuntu`,
-  `debian` use the host's own tools as they are.
+  `python*` images `python` and `python3` are this interpreter; `busybox` and `alpine` get bash as
+  `sh` (like their ash, and unlike dash, it passes non-identifier variable names such as envFrom's
+  `p-data-1` on and knows `[[`); otherwise the host's own tools are used as they are.
 * the working directory is `workingDir`, else an empty per-pod directory under the data dir
   (not `/`, so that a `python -m http.server` does not serve the host's root).
 * as root, each container gets private mount and UTS namespaces (see `shim.py`): its volume
   mounts bound at their mountPaths (mount points made by `mountpoints.py`) and the pod's
   hostname; `exec_sync` joins them (`nsenter.py`). Without root, containers run unisolated and
   `isolation_problem()` says so.
+* `shareProcessNamespace` (as root): the sandbox starts a pause process (`pause.py`) as PID 1 of
+  a new PID namespace, every container of the pod is started in it and sees the pod's processes
+  in its own `/proc` (`ps`), as with CRI's pod-wide PID namespace; `exec` joins it too. Pods
+  without it keep the host's PID namespace (each container's processes see the node's, where
+  kube would give each container a namespace of its own: signals then behave as they do for a
+  plain process, SIGTERM stops `sleep`). Without root, or when unshare is refused, the pod runs
+  without it and `pid_namespace_problem()` says so (the kubelet turns that into an event).
 
 Restart choice: containers outlive the kubelet. Every container has a detached shim
 (`shim.py`) that keeps its state in files (`containers/<id>/{config,state,exit}.json`), so a
@@ -28,6 +36,7 @@ code they ended with meanwhile, and reconciles them as it would have. `aclose(st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -51,6 +60,7 @@ from pykube_server.kubelet.runtimes.streams import AttachSession, ExecSession, a
 log = logging.getLogger(__name__)
 
 SHIM = Path(__file__).with_name("shim.py")
+PAUSE = Path(__file__).with_name("pause.py")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PLACEHOLDER = (sys.executable, "-c", "import signal; signal.pause()")
 POLL_SECONDS = 0.05
@@ -87,7 +97,22 @@ def image_tools(image: str) -> dict[str, str]:
     base = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
     if base.startswith(("python", "pypy")):
         return {"python": sys.executable, "python3": sys.executable}
+    bash = shutil.which("bash")
+    if base in ("busybox", "alpine") and bash:
+        # busybox's ash passes variables whose names are not identifiers (envFrom prefixes such as
+        # `p-`, RelaxedEnvironmentVariableValidation) on to children and knows `[[`; dash does neither
+        return {"sh": bash}
     return {}
+
+
+def image_argv(bindir: Path, argv: list[str]) -> list[str]:
+    """`/bin/sh -c ...` names the image's own shell: when the image has a stand-in for that tool
+    (`image_tools`), its link in the image's bin directory runs instead of the host's file."""
+    if argv and argv[0].startswith(("/bin/", "/usr/bin/")):
+        stand_in = bindir / argv[0].rsplit("/", 1)[1]
+        if stand_in.is_symlink():
+            return [str(stand_in), *argv[1:]]
+    return argv
 
 
 class ProcessRuntime:
@@ -106,10 +131,46 @@ class ProcessRuntime:
         sdir = self.root / "sandboxes" / sid
         sdir.mkdir()
         (self.root / "pods" / config.uid).mkdir(exist_ok=True)
-        _write_json(sdir / "sandbox.json", {"id": sid, "uid": config.uid, "namespace": config.namespace,
-                                            "name": config.name, "ip": config.ip, "state": "ready",
-                                            "created_at": time.time(), "hostname": config.hostname or config.name})
+        doc = {"id": sid, "uid": config.uid, "namespace": config.namespace, "name": config.name, "ip": config.ip,
+               "state": "ready", "created_at": time.time(), "hostname": config.hostname or config.name}
+        if config.share_process_namespace:
+            doc["pid_ns"] = await self._start_pause(sdir) if os.geteuid() == 0 else {
+                "problem": "a shared PID namespace needs root"}
+        _write_json(sdir / "sandbox.json", doc)
         return sid
+
+    async def _start_pause(self, sdir: Path) -> dict[str, Any]:
+        """The pod's pause process, PID 1 of its shared PID namespace: {pid, proc_start} or {problem}."""
+        launcher = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", str(PAUSE), str(sdir), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        await launcher.wait()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while (doc := _read_json(sdir / "pause.json")) is None:
+            if time.monotonic() > deadline:
+                return {"problem": "timed out waiting for the pause process"}
+            await asyncio.sleep(POLL_SECONDS / 5)
+        if doc.get("problem"):
+            log.warning("sandbox %s: no shared PID namespace: %s", sdir.name, doc["problem"])
+        return doc
+
+    async def _ensure_pause(self, sandbox: dict[str, Any]) -> dict[str, Any]:
+        """A shared-PID sandbox whose pause process is gone (a clean kubelet stop ends it with
+        the containers) gets a new one, so the containers started from now on share again."""
+        pause = sandbox.get("pid_ns")
+        if not pause or pause.get("problem") or self._pod_pid_ns(sandbox):
+            return sandbox
+        sdir = self.root / "sandboxes" / sandbox["id"]
+        (sdir / "pause.json").unlink(missing_ok=True)
+        sandbox = {**sandbox, "pid_ns": await self._start_pause(sdir)}
+        _write_json(sdir / "sandbox.json", sandbox)
+        return sandbox
+
+    def _pod_pid_ns(self, sandbox: dict[str, Any]) -> str:
+        """`/proc/<pause>/ns/pid` of a live pause process, or ""."""
+        pause = sandbox.get("pid_ns") or {}
+        pid = pause.get("pid")
+        return f"/proc/{pid}/ns/pid" if pid and _alive(int(pid), pause.get("proc_start", "")) else ""
 
     def _sandbox(self, sandbox_id: str) -> dict[str, Any]:
         doc = _read_json(self.root / "sandboxes" / sandbox_id / "sandbox.json")
@@ -132,6 +193,7 @@ class ProcessRuntime:
         except NotFound:
             return
         await self.stop_pod_sandbox(sandbox_id)
+        self._stop_pause(doc)
         for c in await self.list_containers(sandbox_id=sandbox_id):
             await self.remove_container(c.id)
         sandboxes = self.root / "sandboxes"
@@ -139,6 +201,14 @@ class ProcessRuntime:
         shutil.rmtree(sandboxes / sandbox_id, ignore_errors=True)
         shutil.rmtree(self.root / "pods" / doc["uid"], ignore_errors=True)
         shutil.rmtree(self._pod_log_dir(doc), ignore_errors=True)
+
+    @staticmethod
+    def _stop_pause(sandbox: dict[str, Any]) -> None:
+        """End the pod's PID namespace (the kernel kills whatever still runs in it)."""
+        pause = sandbox.get("pid_ns") or {}
+        if pause.get("pid") and _alive(int(pause["pid"]), pause.get("proc_start", "")):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pause["pid"]), signal.SIGKILL)
 
     def _mount_targets(self, *, but: str) -> set[str]:
         """Where the containers of other sandboxes have volumes mounted."""
@@ -167,14 +237,16 @@ class ProcessRuntime:
         cid = uuid.uuid4().hex + uuid.uuid4().hex
         cdir = self.root / "containers" / cid
         cdir.mkdir()
-        argv = list(config.command) + list(config.args) or list(PLACEHOLDER)
-        env = {"PATH": f"{self._image_bin(config.image)}:{DEFAULT_PATH}", **config.env}
+        bindir = self._image_bin(config.image)
+        argv = image_argv(bindir, list(config.command) + list(config.args)) or list(PLACEHOLDER)
+        env = {"PATH": f"{bindir}:{DEFAULT_PATH}", **config.env}
         cwd = config.working_dir or str(self.root / "pods" / sandbox["uid"])
         log_path = self._pod_log_dir(sandbox) / config.name / f"{config.attempt}.log"
         isolate = None
         if os.geteuid() == 0:  # private mount and UTS namespaces need root (see shim.py)
             mountpoints.prepare(config.mounts, self.root / "sandboxes" / sandbox_id)
-            isolate = {"hostname": sandbox.get("hostname") or sandbox["name"],
+            sandbox = await self._ensure_pause(sandbox)
+            isolate = {"hostname": sandbox.get("hostname") or sandbox["name"], "pid_ns": self._pod_pid_ns(sandbox),
                        "mounts": [[m.host_path, m.container_path, m.read_only] for m in
                                   sorted(config.mounts, key=lambda m: m.container_path.rstrip("/").count("/"))]}
         _write_json(cdir / "config.json", {"isolate": isolate,
@@ -235,6 +307,17 @@ class ProcessRuntime:
         if (_read_json(cdir / "config.json") or {}).get("isolate") is None:
             return "the kubelet does not run as root"
         return ""
+
+    def pid_namespace_problem(self, container_id: str) -> str:
+        """Why a container of a `shareProcessNamespace` pod does not share its pod's PID namespace, or ""."""
+        config = _read_json(self.root / "containers" / container_id / "config.json") or {}
+        sandbox = _read_json(self.root / "sandboxes" / str(config.get("sandbox_id")) / "sandbox.json") or {}
+        if "pid_ns" not in sandbox:
+            return ""
+        problem = str(sandbox["pid_ns"].get("problem") or "")
+        if not problem and not (config.get("isolate") or {}).get("pid_ns"):
+            problem = self.isolation_problem(container_id) or "the pod's pause process is gone"
+        return problem
 
     async def stop_container(self, container_id: str, *, timeout: float) -> None:
         cdir = self.root / "containers" / container_id
@@ -396,3 +479,5 @@ class ProcessRuntime:
         if stop:  # in parallel: `up` gives a stopping component 5 s before SIGKILL
             running = [c for c in await self.list_containers() if c.state is ContainerState.RUNNING]
             await asyncio.gather(*(self.stop_container(c.id, timeout=2.0) for c in running))
+            for sdir in (self.root / "sandboxes").iterdir():  # and the pods' pause processes
+                self._stop_pause(_read_json(sdir / "sandbox.json") or {})

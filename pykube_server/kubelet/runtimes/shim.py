@@ -9,7 +9,10 @@ the next kubelet finds it again from the files this shim keeps in the container 
 * with `isolate` (the kubelet runs as root), moves itself into new mount and UTS namespaces
   (`unshare`), makes every mount private, sets the hostname, and bind-mounts each volume at its
   mountPath (a read-only remount for readOnly), so the container process it then starts sees
-  its volumes and the pod's name; when `unshare` is refused the container runs unisolated and
+  its volumes and the pod's name; with `pid_ns` (a `shareProcessNamespace` pod) it joins the
+  pod's PID namespace (its pause process's, see pause.py) for the container process, which
+  first takes a mount namespace of its own with a `/proc` of that PID namespace (so `ps` shows
+  the pod's processes); when `unshare` is refused the container runs unisolated and
   `state.json` says why (`isolation_problem`); a failing bind is a StartError, as runc's is;
 * starts the container process in a new session (its pid is its process group, so the
   kubelet signals the whole group: `sh -c 'sleep 30'` stops as a whole);
@@ -210,8 +213,8 @@ def _log_line(log, lock: threading.Lock, stream: str, line: bytes) -> None:
         log.flush()
 
 
-CLONE_NEWNS, CLONE_NEWUTS = 0x00020000, 0x04000000
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWPID = 0x00020000, 0x04000000, 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
 
 
 class MountFailed(Exception):
@@ -243,6 +246,36 @@ def _isolate(spec: dict) -> str:
     return ""
 
 
+def _set_pid_ns(path: str) -> None:
+    """Where this process's next children are born (setns(CLONE_NEWPID) changes only that).
+    Threads cannot be started meanwhile (the kernel refuses CLONE_THREAD then), so the shim
+    joins the pod's namespace just around starting the container and returns to its own."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise MountFailed(f"joining the pod's PID namespace: {(exc.strerror or '').lower()}") from None
+    try:
+        if libc.setns(fd, CLONE_NEWPID) != 0:
+            raise MountFailed(f"joining the pod's PID namespace: {os.strerror(ctypes.get_errno()).lower()}")
+    finally:
+        os.close(fd)
+
+
+def _pod_proc() -> None:
+    """In the child, already in the pod's PID namespace: a mount namespace of its own whose
+    `/proc` shows that namespace (the shim keeps the host's, to watch its child by host pid)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                                     None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mounting the pod's /proc: {os.strerror(err)}")
+
+
 def _controlling_tty() -> None:
     """In the child (already a session leader): make its stdin terminal the controlling one."""
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -265,6 +298,7 @@ def _run(cdir: str) -> None:
                                                          "reason": "StartError", "message": message})
             return
     tty = bool(config.get("tty"))
+    shared_pid = bool((config.get("isolate") or {}).get("pid_ns")) and not problem
     master = slave = None
     if tty:
         master, slave = pty.openpty()
@@ -272,9 +306,25 @@ def _run(cdir: str) -> None:
     else:
         io = dict(stdin=subprocess.PIPE if config.get("stdin") else subprocess.DEVNULL,
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if shared_pid:
+        first = io.get("preexec_fn")
+        io["preexec_fn"] = (lambda: (_pod_proc(), first())) if first else _pod_proc
     try:
-        proc = subprocess.Popen(config["argv"], env=config["env"], cwd=config["cwd"] or None,
-                                start_new_session=True, **io)
+        if shared_pid:
+            _set_pid_ns(config["isolate"]["pid_ns"])
+        try:
+            proc = subprocess.Popen(config["argv"], env=config["env"], cwd=config["cwd"] or None,
+                                    start_new_session=True, **io)
+        finally:
+            if shared_pid:
+                _set_pid_ns("/proc/self/ns/pid")  # our own again: the copy threads below need it
+    except MountFailed as exc:
+        message = ("failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+                   f"runc create failed: unable to start container process: error during container init: "
+                   f"{exc}: unknown")
+        _write_json(os.path.join(cdir, "exit.json"), {"exit_code": 128, "finished_at": time.time(),
+                                                     "reason": "StartError", "message": message})
+        return
     except OSError as exc:
         what = config["argv"][0] if config["argv"] else ""
         detail = "executable file not found in $PATH" if isinstance(exc, FileNotFoundError) else exc.strerror

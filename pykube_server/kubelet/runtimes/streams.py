@@ -42,10 +42,10 @@ def _controlling_tty() -> None:
 
 
 def _then_controlling_tty(enter: Callable[[], None] | None) -> Callable[[], None]:
-    def run() -> None:
+    def run() -> None:  # the terminal first: entering a PID namespace forks (see nsenter.enter)
+        _controlling_tty()
         if enter is not None:
             enter()
-        _controlling_tty()
     return run
 
 

@@ -12,9 +12,9 @@ import copy
 from typing import Any
 
 from pykube_server.api.fields import FieldError, invalid
-from pykube_server.registry.crd import jsonpath, schema as crschema
+from pykube_server.registry.crd import celrules, jsonpath, schema as crschema
 from pykube_server.registry.spec import ResourceSpec, SubresourceSpec
-from pykube_server.registry.strategy import AGE, NAME, Column, Strategy, human_duration, parse_time
+from pykube_server.registry.strategy import AGE, NAME, Column, StatusStrategy, Strategy, human_duration, parse_time
 from pykube_server.registry.validation import name_is_dns_subdomain, validate_object_meta
 
 Obj = dict[str, Any]
@@ -92,6 +92,7 @@ class CustomResourceStrategy(Strategy):
             for sel in version.get("selectableFields") or [] if sel.get("jsonPath")
         }
         self._name_rule = name_is_dns_subdomain
+        self.has_rules = celrules.has_rules(self.schema)
 
     # -- create and update ----------------------------------------------------------------
     def prepare_for_create(self, obj: Obj) -> None:
@@ -119,15 +120,25 @@ class CustomResourceStrategy(Strategy):
         crschema.prune(obj, self.schema)
 
     def validate(self, obj: Obj) -> list[FieldError]:
+        return self.validate_against(obj, None)
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        return self.validate_against(obj, old)
+
+    def validate_against(self, obj: Obj, old: Obj | None) -> list[FieldError]:
+        """Metadata, schema and scale paths, then the CEL rules (with `old` for transition
+        rules and ratcheting), unless a schema error blocks them as in kube."""
         errs = validate_object_meta(obj, namespaced=self.namespaced, name_rule=self._name_rule, kube_finalizers=False)
         errs += crschema.validate(obj, self.schema)
         if self.scale:
             seen = {e.field for e in errs}
             errs += [e for e in self._validate_scale(obj) if e.field not in seen]
+        if self.has_rules:
+            if celrules.blocking(errs):
+                errs.append(celrules.not_checked())
+            else:
+                errs += celrules.validate(obj, old, self.schema)
         return errs
-
-    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
-        return self.validate(obj)
 
     def _validate_scale(self, obj: Obj) -> list[FieldError]:
         errs: list[FieldError] = []
@@ -168,6 +179,18 @@ class CustomResourceStrategy(Strategy):
         for part in parts[:-1]:
             cur = cur.setdefault(part, {})
         cur[parts[-1]] = replicas
+
+
+class CustomStatusStrategy(StatusStrategy):
+    """`/status` of a custom resource: the whole object is validated against the old one, so
+    transition rules and ratcheting see the stored object (kube's status strategy)."""
+
+    def __init__(self, main: CustomResourceStrategy) -> None:
+        super().__init__(main)
+        self.custom = main
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        return self.custom.validate_against(obj, old)
 
 
 def _selector_value(path: str) -> Any:

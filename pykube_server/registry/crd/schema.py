@@ -184,6 +184,17 @@ def apply_defaults(value: Any, schema: Schema | None) -> None:
             apply_defaults(child, schema["items"])
 
 
+def has_defaults(schema: Schema | None) -> bool:
+    """Whether any node of the schema declares a `default` (reads then need defaulting)."""
+    if not isinstance(schema, dict):
+        return False
+    if "default" in schema:
+        return True
+    if has_defaults(schema.get("items")) or has_defaults(schema.get("additionalProperties")):
+        return True
+    return any(has_defaults(s) for s in (schema.get("properties") or {}).values())
+
+
 # -- validation ------------------------------------------------------------------------------------
 def validate(obj: Obj, schema: Schema) -> list[FieldError]:
     """Every schema violation of `obj` (metadata is validated elsewhere, as ObjectMeta)."""

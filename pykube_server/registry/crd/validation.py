@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pykube_server.api.fields import FieldError, Path, forbidden, invalid, not_supported, required
-from pykube_server.registry.crd import jsonpath
+from pykube_server.registry.crd import celrules, jsonpath
 from pykube_server.registry.crd.schema import SchemaError, _validate
 from pykube_server.registry.validation import is_dns1035_label, is_dns1123_subdomain, validate_object_meta
 
@@ -139,12 +139,52 @@ def _spec(spec: Obj, path: Path) -> list[FieldError]:
         errs += _subresources(top_subs, path.child("subresources"))
     for j, col in enumerate(top_cols or []):
         errs += _column(col, path.child("additionalPrinterColumns").index(j))
-    conversion = spec.get("conversion") or {}
+    errs += _conversion(spec.get("conversion") or {}, path.child("conversion"))
+    return errs
+
+
+REVIEW_VERSIONS = ("v1", "v1beta1")
+
+
+def _conversion(conversion: Obj, path: Path) -> list[FieldError]:
+    """spec.conversion, reported on kube's internal paths (`webhookClientConfig` and
+    `conversionReviewVersions` sit directly under `spec.conversion` there)."""
+    errs: list[FieldError] = []
     strategy = conversion.get("strategy") or ""
     if conversion and not strategy:
-        errs.append(required(path.child("conversion", "strategy")))
+        errs.append(required(path.child("strategy")))
     elif strategy and strategy not in ("None", "Webhook"):
-        errs.append(not_supported(path.child("conversion", "strategy"), strategy, ["None", "Webhook"]))
+        errs.append(not_supported(path.child("strategy"), strategy, ["None", "Webhook"]))
+    webhook = conversion.get("webhook") or {}
+    client_config = webhook.get("clientConfig")
+    versions = webhook.get("conversionReviewVersions") or []
+    config_path, versions_path = path.child("webhookClientConfig"), path.child("conversionReviewVersions")
+    if strategy != "Webhook":
+        if client_config is not None:
+            errs.append(forbidden(config_path, "should not be set when strategy is not set to Webhook"))
+        if versions:
+            errs.append(forbidden(versions_path, "should not be set when strategy is not set to Webhook"))
+        return errs
+    if client_config is None:
+        errs.append(required(config_path, "required when strategy is set to Webhook"))
+    elif bool(client_config.get("url")) == bool(client_config.get("service")):
+        errs.append(required(config_path, "exactly one of url or service is required"))
+    elif client_config.get("url") and not str(client_config["url"]).startswith("https://"):
+        errs.append(invalid(config_path.child("url"), client_config["url"], "'https' is the only allowed URL scheme"))
+    if not versions:
+        errs.append(required(versions_path))
+    else:
+        seen: set[str] = set()
+        for i, version in enumerate(versions):
+            if version in seen:
+                errs.append(invalid(versions_path.index(i), version, "duplicate version"))
+                continue
+            seen.add(version)
+            errs.extend(invalid(versions_path.index(i), version, msg) for msg in is_dns1035_label(str(version)))
+        if not any(v in REVIEW_VERSIONS for v in versions):
+            shown = "[]string{" + ", ".join(f'"{v}"' for v in versions) + "}"
+            errs.append(_RawInvalid("Invalid", str(versions_path), shown,
+                                    "must include at least one of " + ", ".join(REVIEW_VERSIONS)))
     return errs
 
 
@@ -256,6 +296,7 @@ def _schema(schema: Obj, path: Path, status_enabled: bool) -> list[FieldError]:
     errs += list(_openapi(schema, root, True))
     if not structural:
         errs += list(_defaults(schema, root))
+        errs += celrules.check_schema(schema, root)
     return errs
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pykube_server.registry.defaults import core, other, pods, workloads
+from pykube_server.registry.defaults import admissionpolicy, core, other, pods, workloads
 from pykube_server.registry.defaults.quantities import canonicalize_quantities, pod_spec_of
 
 Obj = dict[str, Any]
@@ -50,6 +50,9 @@ DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("storage.k8s.io", "CSIDriver"): other.default_csi_driver,
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): other.default_validating_webhooks,
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): other.default_mutating_webhooks,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): admissionpolicy.default_validating_admission_policy,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"):
+        admissionpolicy.default_validating_admission_policy_binding,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): other.default_crd,
 }
 """(group, kind) -> its defaulter. Kinds not listed (ConfigMap, ServiceAccount, Lease, Event,
@@ -62,6 +65,20 @@ VERSIONED: dict[tuple[str, str, str], Defaulter] = {
 """Kinds whose defaults differ between the versions served."""
 
 
+STATUS_DEFAULTERS: dict[tuple[str, str], Defaulter] = {
+    ("", "Service"): core.default_service_status,
+}
+"""The defaults that touch status, for `/status` writes (which skip the rest: a namespace's
+spec default would put back the `kubernetes` finalizer its finalize removed)."""
+
+
+def default_status(group: str, kind: str, obj: Obj) -> None:
+    """The status defaults of a `/status` write (kube decodes, so defaults, that body too)."""
+    defaulter = STATUS_DEFAULTERS.get((group, kind))
+    if defaulter is not None:
+        defaulter(obj)
+
+
 def default_object(group: str, version: str, kind: str, obj: Obj) -> None:
     """Apply kube-apiserver's scheme defaults to `obj` in place.
 
@@ -72,4 +89,4 @@ def default_object(group: str, version: str, kind: str, obj: Obj) -> None:
         defaulter(obj)
 
 
-__all__ = ["DEFAULTERS", "default_object", "pod_spec_of", "pods"]
+__all__ = ["DEFAULTERS", "default_object", "default_status", "pod_spec_of", "pods"]

@@ -54,7 +54,23 @@ def _default_ip_families(spec: Obj) -> None:
         spec["ipFamilies"] = ["IPv4"]
 
 
+def default_service_status(obj: Obj) -> None:
+    """`status.loadBalancer` is a value struct, so kube always shows it (`{}` when empty), and
+    SetDefaults_Service gives every ingress entry with an `ip` the `ipMode: VIP`
+    (LoadBalancerIPMode, GA in 1.32)."""
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        status = obj["status"] = {}
+    load_balancer = status.get("loadBalancer")
+    if not isinstance(load_balancer, dict):
+        load_balancer = status["loadBalancer"] = {}
+    for ingress in load_balancer.get("ingress") or []:
+        if isinstance(ingress, dict) and ingress.get("ip") and not ingress.get("ipMode"):
+            ingress["ipMode"] = "VIP"
+
+
 def default_service(obj: Obj) -> None:
+    default_service_status(obj)
     spec = _spec(obj)
     _default_session_affinity(spec)
     spec.setdefault("type", "ClusterIP")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pykube_server.api.fields import FieldError
-from pykube_server.registry.kind_validation import admissionregistration, core, pods, workloads
+from pykube_server.registry.kind_validation import admissionpolicy, admissionregistration, core, pods, workloads
 
 Obj = dict[str, Any]
 Validator = Callable[[Obj], list[FieldError]]
@@ -38,6 +38,9 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
         admissionregistration.validate_validating_webhook_configuration,
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"):
         admissionregistration.validate_mutating_webhook_configuration,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): admissionpolicy.validate_validating_admission_policy,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"):
+        admissionpolicy.validate_validating_admission_policy_binding,
 }
 
 UPDATE_VALIDATORS: dict[tuple[str, str], UpdateValidator] = {

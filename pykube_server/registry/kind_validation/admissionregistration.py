@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import celpy
 
+from pykube_server.api import celoptional
 from pykube_server.api.fields import FieldError, Path, duplicate, invalid, not_supported, required
 from pykube_server.registry.kind_validation.common import go_string_slice, invalid_go, is_valid_port_num
 from pykube_server.registry.validation import is_dns1123_subdomain
@@ -44,7 +45,7 @@ def _compile_error(expression: str) -> str:
     """Why a CEL expression does not parse ("" when it does), in cel-go's shape
     (`ERROR: <input>:1:10: Syntax error`); cel-python gives the place, not cel-go's detail."""
     try:
-        _CEL.compile(expression)
+        _CEL.compile(celoptional.rewrite(expression))  # `a.?b` is CEL syntax cel-python lacks
     except celpy.CELParseError as exc:
         lines = str(exc).split("\n")
         caret = next((i for i, line in enumerate(lines) if line.strip() == "^"), None)

@@ -18,6 +18,7 @@ from pykube_server.api.quantity import QuantityError, parse_quantity
 from pykube_server.registry.kind_validation.common import (
     NEGATIVE_ERR, SUPPORTED_PROTOCOLS, is_valid_port_name, is_valid_port_num,
 )
+from pykube_server.registry.kind_validation.sysctls import validate_sysctls
 from pykube_server.registry.validation import is_dns1123_label, is_qualified_name
 
 Obj = dict[str, Any]
@@ -193,6 +194,7 @@ def validate_pod_spec(spec: Any, path: Path) -> list[FieldError]:
     errs += _validate_containers(spec, path, volumes)
     errs += _enum(spec.get("restartPolicy"), RESTART_POLICIES, path.child("restartPolicy"))
     errs += _enum(spec.get("dnsPolicy"), DNS_POLICIES, path.child("dnsPolicy"))
+    errs += validate_sysctls(spec, path)
     deadline = spec.get("activeDeadlineSeconds")
     if isinstance(deadline, int) and deadline <= 0:
         errs.append(invalid(path.child("activeDeadlineSeconds"), deadline, "must be between 1 and 2147483647, inclusive"))

@@ -1,8 +1,8 @@
 """Event printers, for `events` (core/v1) and `events.events.k8s.io` (events.k8s.io/v1).
 
 kube-apiserver serves both from one store and prints both with the core printer: LAST SEEN,
-TYPE, REASON, OBJECT, MESSAGE (wide adds SUBOBJECT, SOURCE, FIRST SEEN, COUNT, NAME). pykube
-stores events.k8s.io/v1 objects in their own shape, so their cells first map the v1 field names
+TYPE, REASON, OBJECT, MESSAGE (wide adds SUBOBJECT, SOURCE, FIRST SEEN, COUNT, NAME). An
+events.k8s.io/v1 object reaches the printer in its own shape, so its cells first map the v1 field names
 (`regarding`, `note`, `deprecated*`, `reportingController`) onto the core ones, as the
 conversion between the two versions does.
 """

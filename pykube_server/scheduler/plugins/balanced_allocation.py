@@ -25,6 +25,9 @@ class BalancedAllocation:
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         return self.scorer.score(pod, node)
 
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        return self.scorer.score_all(pod, nodes)
+
 
 def new(args: Mapping[str, Any], handle: Handle) -> BalancedAllocation:
     return BalancedAllocation(args)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from pykube_server.api.types import Obj
 from pykube_server.scheduler.framework import (
+    SKIP,
     CycleState,
     Handle,
     NodeInfo,
@@ -79,8 +80,22 @@ def preferred_score(pod: Obj, node: NodeInfo) -> int:
     return sum(int(t.get("weight") or 0) for t in terms if term_matches(t.get("preference") or {}, node))
 
 
+def has_required(pod: Obj) -> bool:
+    """A nodeSelector or required node affinity: something for the filter to check."""
+    return bool((pod.get("spec") or {}).get("nodeSelector")) \
+        or _affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution") is not None
+
+
 class NodeAffinity:
     name: ClassVar[str] = "NodeAffinity"
+
+    def pre_filter(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        """kube's NodeAffinity PreFilter: Skip when the pod has no selector and no required terms."""
+        return None if has_required(pod.pod) else SKIP
+
+    def pre_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        """Skip when there are no preferred terms (every node would score 0)."""
+        return None if _affinity(pod.pod).get("preferredDuringSchedulingIgnoredDuringExecution") else SKIP
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         return None if fits(pod.pod, node) else unschedulable(REASON, unresolvable=True)

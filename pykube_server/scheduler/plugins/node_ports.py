@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pykube_server.scheduler.framework import CycleState, Handle, NodeInfo, PodInfo, Status, unschedulable
+from pykube_server.scheduler.framework import SKIP, CycleState, Handle, NodeInfo, PodInfo, Status, unschedulable
 
 REASON = "node(s) didn't have free ports for the requested pod ports"
 ANY_IP = "0.0.0.0"
@@ -25,6 +25,10 @@ def fits(pod: PodInfo, node: NodeInfo) -> bool:
 
 class NodePorts:
     name: ClassVar[str] = "NodePorts"
+
+    def pre_filter(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        """kube's NodePorts PreFilter: a pod without host ports Skips the filter."""
+        return None if pod.host_ports else SKIP
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         return None if fits(pod, node) else unschedulable(REASON)

@@ -80,7 +80,23 @@ class NodeResourcesFit:
         self.ignored_groups = frozenset(args.get("ignoredResourceGroups") or ())
         self.scorer = _scorer(args)
 
+    def pre_filter(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Status | None:
+        """The pod's cpu, memory and ephemeral-storage requests as plain ints, read once per
+        cycle, and whether it asks for any other resource (those take the general path)."""
+        req = pod.requests
+        state[self.name] = (req.get(CPU), req.get(MEMORY), req.get(EPHEMERAL_STORAGE),
+                            any(n not in (CPU, MEMORY, EPHEMERAL_STORAGE, PODS) for n in req.values))
+        return None
+
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
+        wants = state.get(self.name)
+        if wants is not None:
+            cpu, memory, storage, others = wants
+            if not others and len(node.pods) < node.alloc_pods \
+                    and (cpu <= 0 or cpu <= node.alloc_cpu - node.req_cpu) \
+                    and (memory <= 0 or memory <= node.alloc_memory - node.req_memory) \
+                    and (storage <= 0 or storage <= node.alloc_storage - node.req_storage):
+                return None
         found = shortages(pod, node, ignored=self.ignored, ignored_groups=self.ignored_groups)
         if not found:
             return None
@@ -88,6 +104,9 @@ class NodeResourcesFit:
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         return self.scorer.score(pod, node)
+
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        return self.scorer.score_all(pod, nodes)
 
 
 def new(args: Mapping[str, Any], handle: Handle) -> NodeResourcesFit:

@@ -14,7 +14,7 @@ TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
 
 def fits(pod: PodInfo, node: NodeInfo) -> bool:
-    if not (node.node.get("spec") or {}).get("unschedulable"):
+    if not node.unschedulable:
         return True
     return any(tolerates(t, TAINT) for t in (pod.pod.get("spec") or {}).get("tolerations") or [])
 

@@ -46,6 +46,38 @@ class ResourceAllocationScorer:
         return pod.requests.get(name)
 
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
+        if self.resources == DEFAULT_RESOURCES and node.alloc_cpu and node.alloc_memory:
+            # cpu and memory only (the default): the node's ints, no per-resource lookups
+            if self.use_requested:
+                used_cpu = node.req_cpu + pod.requests.get(CPU)
+                used_memory = node.req_memory + pod.requests.get(MEMORY)
+            else:
+                used_cpu = node.nz_cpu + pod.non_zero.get(CPU)
+                used_memory = node.nz_memory + pod.non_zero.get(MEMORY)
+            return self.scorer((used_cpu, used_memory), (node.alloc_cpu, node.alloc_memory), (1, 1))
+        return self._score_general(pod, node)
+
+    def score_all(self, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        """`score` over `nodes` at once: for the default cpu and memory with weight 1, one
+        loop of integer arithmetic per node instead of a call chain (scoring hundreds of nodes
+        per pod is most of a scheduling cycle)."""
+        pair = _PAIR_SCORERS.get(self.scorer) if self.resources == DEFAULT_RESOURCES else None
+        if pair is None:
+            return [self.score(pod, n) for n in nodes]
+        wants = pod.requests if self.use_requested else pod.non_zero
+        want_cpu, want_memory = wants.get(CPU), wants.get(MEMORY)
+        out = []
+        for n in nodes:
+            cpu, memory = n.alloc_cpu, n.alloc_memory
+            if not cpu or not memory:
+                out.append(self._score_general(pod, n))
+            elif self.use_requested:
+                out.append(pair(n.req_cpu + want_cpu, cpu, n.req_memory + want_memory, memory))
+            else:
+                out.append(pair(n.nz_cpu + want_cpu, cpu, n.nz_memory + want_memory, memory))
+        return out
+
+    def _score_general(self, pod: PodInfo, node: NodeInfo) -> int:
         requested, allocatable, weights = [], [], []
         for name, weight in self.resources:
             want = self.pod_request(pod, name)
@@ -61,10 +93,26 @@ class ResourceAllocationScorer:
         return self.scorer(requested, allocatable, weights)
 
 
+def _least_pair(used_cpu: int, cpu: int, used_memory: int, memory: int) -> int:
+    return (((cpu - used_cpu) * MAX_NODE_SCORE // cpu if used_cpu <= cpu else 0)
+            + ((memory - used_memory) * MAX_NODE_SCORE // memory if used_memory <= memory else 0)) // 2
+
+
+def _most_pair(used_cpu: int, cpu: int, used_memory: int, memory: int) -> int:
+    return (min(used_cpu, cpu) * MAX_NODE_SCORE // cpu + min(used_memory, memory) * MAX_NODE_SCORE // memory) // 2
+
+
+def _balanced_pair(used_cpu: int, cpu: int, used_memory: int, memory: int) -> int:
+    return int((1 - abs(min(used_cpu / cpu, 1.0) - min(used_memory / memory, 1.0)) / 2) * MAX_NODE_SCORE)
+
+
 def _weighted(per_resource: Callable[[int, int], int]) -> Scorer:
     def score(requested: Sequence[int], allocatable: Sequence[int], weights: Sequence[int]) -> int:
-        total = sum(per_resource(r, a) * w for r, a, w in zip(requested, allocatable, weights))
-        return total // sum(weights) if weights else 0
+        total = weight_sum = 0
+        for r, a, w in zip(requested, allocatable, weights):
+            total += per_resource(r, a) * w
+            weight_sum += w
+        return total // weight_sum if weight_sum else 0
     return score
 
 
@@ -126,3 +174,8 @@ def balanced(requested: Sequence[int], allocatable: Sequence[int], weights: Sequ
         mean = sum(fractions) / len(fractions)
         std = (sum((f - mean) ** 2 for f in fractions) / len(fractions)) ** 0.5
     return int((1 - std) * MAX_NODE_SCORE)
+
+
+_PAIR_SCORERS: dict[Scorer, Callable[[int, int, int, int], int]] = {
+    LEAST_ALLOCATED: _least_pair, MOST_ALLOCATED: _most_pair, balanced: _balanced_pair}
+"""The cpu-and-memory (weights 1, 1) form of each built-in scorer, for `score_all`."""

@@ -49,6 +49,8 @@ class TaintToleration:
     name: ClassVar[str] = "TaintToleration"
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if not node.taints:
+            return None
         taint = untolerated(node.taints, _tolerations(pod), DO_NOT_SCHEDULE)
         if taint is None:
             return None
@@ -59,9 +61,14 @@ class TaintToleration:
         return None
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
+        if not node.taints:
+            return 0
         tolerations = state.get(self.name, [])
         return sum(1 for taint in node.taints if taint.get("effect") == "PreferNoSchedule"
                    and not any(tolerates(t, taint) for t in tolerations))
+
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        return [self.score(state, pod, n) if n.taints else 0 for n in nodes]
 
     def normalize(self, state: CycleState, pod: PodInfo, scores: dict[str, int]) -> None:
         default_normalize(scores, reverse=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import random
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+
+from pykube_server.apiserver import serviceresolver
 
 Obj = dict[str, Any]
 DEFAULT_TIMEOUT = 10
@@ -140,28 +141,10 @@ class Caller:
 
     def _endpoint(self, namespace: str, name: str, port: int, shown: str) -> tuple[str, int]:
         """A ready endpoint for the service port, as the aggregator's endpoint resolver picks one."""
-        service = self._service(namespace, name)
-        if service is None:
-            raise CallError(f'Post "{shown}": service "{name}" not found')
-        spec = service.get("spec") or {}
-        if spec.get("type") == "ExternalName":
-            return str(spec.get("externalName", "")), port
-        svc_port = next((p for p in spec.get("ports") or () if p.get("port") == port), None)
-        if svc_port is None:
-            raise CallError(f'Post "{shown}": no service port {port} found for service "{name}"')
-        port_name = svc_port.get("name") or ""
-        candidates: list[tuple[str, int]] = []
-        for endpoint_slice in self._slices(namespace, name):
-            slice_port = next((p for p in endpoint_slice.get("ports") or () if (p.get("name") or "") == port_name), None)
-            if slice_port is None or slice_port.get("port") is None:
-                continue
-            for endpoint in endpoint_slice.get("endpoints") or ():
-                if (endpoint.get("conditions") or {}).get("ready") is False:
-                    continue
-                candidates.extend((a, int(slice_port["port"])) for a in (endpoint.get("addresses") or [])[:1])
-        if not candidates:
-            raise CallError(f'Post "{shown}": no endpoints available for service "{name}"')
-        return random.choice(candidates)
+        try:
+            return serviceresolver.resolve(self._service, self._slices, namespace, name, port)
+        except serviceresolver.ResolveError as exc:
+            raise CallError(f'Post "{shown}": {exc}') from None
 
     async def post(self, hook: Mapping[str, Any], body: Obj) -> Any:
         """POST the review; returns the decoded answer or raises CallError."""

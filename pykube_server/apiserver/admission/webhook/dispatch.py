@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pykube_server.api import errors
 from pykube_server.api.patch import PatchError, apply_json_patch
 from pykube_server.apiserver.admission import CREATE, DELETE, UPDATE, Attributes
+from pykube_server.apiserver.admission import celauthorizer
 from pykube_server.apiserver.admission.webhook import conditions, matching, review
 from pykube_server.apiserver.admission.webhook.caller import Caller, CallError
 from pykube_server.apiserver.admission.webhook.configs import GROUP, Configurations, Hook
@@ -124,28 +125,9 @@ class _Webhooks:
                                     "name": attributes.name}}
         if not conditions.uses_authorizer(match_conditions):
             return conditions.evaluate(match_conditions, variables)
-        # cel-python is synchronous: evaluate in a thread that asks the loop's authorizer
-        loop = asyncio.get_running_loop()
-
-        def authorize(what: dict[str, str]) -> tuple[bool, str, str]:
-            return asyncio.run_coroutine_threadsafe(self._authorize(attributes, what), loop).result(30)
-
-        return await asyncio.to_thread(conditions.evaluate, match_conditions, variables, authorize)
-
-    async def _authorize(self, attributes: Attributes, what: dict[str, str]) -> tuple[bool, str, str]:
-        """One authorizer check for the requesting user (kube's CEL authorizer library)."""
-        from pykube_server.apiserver import authz
-
-        request = authz.RequestAttributes(
-            user=attributes.user, verb=what.get("verb", ""), namespace=what.get("namespace", ""),
-            api_group=what.get("api_group", ""), resource=what.get("resource", ""),
-            subresource=what.get("subresource", ""), name=what.get("name", ""), path=what.get("path", ""),
-            resource_request="path" not in what)
-        try:
-            decision, reason = await self.server.authorizer.authorize(request)
-        except Exception as exc:  # an authorizer failure is the decision's error(), not ours
-            return False, "", str(exc)
-        return decision == authz.Decision.ALLOW, reason, ""
+        return await celauthorizer.evaluate_in_thread(
+            self.server.authorizer, attributes.user,
+            lambda authorize: conditions.evaluate(match_conditions, variables, authorize))
 
     def _fail(self, hook: Hook, attributes: Attributes, reason: str) -> None:
         """A failed call: nothing under Ignore, the request's end under Fail (the default)."""

@@ -1,5 +1,6 @@
 """Pod affinity terms as InterPodAffinity and PodTopologySpread read them: a label selector,
-the namespaces it looks in, and a topology key. Pure helpers over cached pods and nodes."""
+the namespaces it looks in, and a topology key. Parsed once per pod (`PodInfo` keeps them, as
+kube's PodInfo keeps RequiredAffinityTerms), never per scheduling cycle."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ class AffinityTerm:
     namespace_selector: LabelSelector | None
     topology_key: str
     weight: int = 0
+
+    def anchor(self) -> tuple[str, str] | None:
+        """A (key, value) label every pod this term matches must carry, if the selector pins
+        one; lets an index skip terms that cannot match a pod without looking at them."""
+        for r in self.selector.requirements:
+            if r.operator in ("=", "==", "in") and len(r.values) == 1:
+                return (r.key, r.values[0])
+        return None
 
     def matches(self, pod: Obj, namespace_labels: NamespaceLabels) -> bool:
         meta = pod.get("metadata") or {}
