@@ -13,12 +13,13 @@ from pykube_server.registry.spec import ResourceSpec
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api-coverage.md"
 
-SERVED_SUBRESOURCES = {"status", "scale", "binding", "log", "portforward", "exec", "attach", "finalize", "eviction", "token"}
+SERVED_SUBRESOURCES = {"status", "scale", "binding", "log", "portforward", "exec", "attach", "finalize", "eviction", "token",
+                       "ephemeralcontainers"}
 COMPUTED = {"SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
             "SelfSubjectRulesReview", "SelfSubjectReview", "TokenReview"}
 LATER = {
     "log": "kubelet", "exec": "kubelet", "attach": "kubelet", "portforward": "kubelet", "proxy": "kubelet/proxy",
-    "eviction": "kubelet", "ephemeralcontainers": "kubelet", "resize": "kubelet",
+    "eviction": "kubelet", "resize": "kubelet",
     "token": "security", "finalize": "controllers", "approval": "security",
 }
 

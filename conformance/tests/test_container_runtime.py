@@ -9,7 +9,7 @@ import uuid
 
 from kubernetes import client
 
-from conformance.harness import conformance, missing, raw, wait_for
+from conformance.harness import conformance, raw, wait_for
 from conformance.tests._common import BUSYBOX, wait_default_service_account
 from conformance.tests._pod_output import container_status, wait_phase
 
@@ -88,8 +88,6 @@ def terminated_message(api, ns: str, container: dict, phase: str) -> str:  # typ
 @conformance("[sig-node] Container Runtime blackbox test on terminated container should report termination "
              "message from log output if TerminationMessagePolicy FallbackToLogsOnError is set [Conformance] "
              "[NodeConformance]")
-@missing("kubelet: a failed container's terminated state has no message from the tail of its log "
-         "(terminationMessagePolicy FallbackToLogsOnError is ignored)")
 def test_termination_message_from_log(api, ns) -> None:  # type: ignore[no-untyped-def]
     assert terminated_message(api, ns, {
         "command": ["/bin/sh", "-c"], "args": ["/bin/echo -n DONE; /bin/false"],
@@ -110,8 +108,6 @@ def test_termination_message_empty_on_success(api, ns) -> None:  # type: ignore[
 @conformance("[sig-node] Container Runtime blackbox test on terminated container should report termination "
              "message from file when pod succeeds and TerminationMessagePolicy FallbackToLogsOnError is set "
              "[Conformance] [NodeConformance]")
-@missing("kubelet: the terminationMessagePath file (/dev/termination-log) is neither provided to the container "
-         "nor read into the terminated state's message")
 def test_termination_message_from_file(api, ns) -> None:  # type: ignore[no-untyped-def]
     assert terminated_message(api, ns, {
         "command": ["/bin/sh", "-c"],

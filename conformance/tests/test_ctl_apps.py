@@ -13,7 +13,7 @@ import time
 
 from kubernetes import client
 
-from conformance.harness import conformance, missing, wait_for
+from conformance.harness import conformance, wait_for
 from conformance.tests._common import AGNHOST, HTTPD, retry_on_conflict, wait_default_service_account
 from conformance.tests.test_cronjob import new_test_cronjob
 from conformance.tests.test_daemonset import (
@@ -253,8 +253,6 @@ def test_deployment_rollover(api, ns) -> None:  # type: ignore[no-untyped-def]
 
 @conformance("[sig-apps] StatefulSet Basic StatefulSet functionality [StatefulSetBasic] Should recreate evicted "
              "statefulset [Conformance]")
-@missing("kubelet admission: a pod bound to the node by nodeName whose hostPort is already taken by a running "
-         "pod is started anyway; kube's kubelet rejects it (phase Failed, 'Predicate NodePorts failed')")
 def test_statefulset_recreate_evicted(api, ns) -> None:  # type: ignore[no-untyped-def]
     """A pod holding host port 21017 on a node; the StatefulSet's ss-0, bound to that node with the
     same host port, is rejected by the kubelet (Failed), deleted and recreated by the controller,

@@ -109,8 +109,18 @@ def expect_slices(disc: client.DiscoveryV1Api, ns: str, svc, pods: list, n_slice
     def matching():  # type: ignore[no-untyped-def]
         items = slices_of(disc, ns, svc.metadata.name)
         endpoints = sum(len(s.endpoints or []) for s in items)
-        return items if items and len(items) >= n_slices and endpoints >= len(pods) else None
-    items = wait_for(matching, timeout=60, what=f"endpoint slices of {svc.metadata.name}")
+        if not (items and len(items) >= n_slices and endpoints >= len(pods)):
+            return None
+        try:  # as upstream's poll: a slice set still settling (a placeholder beside the new ones) is retried
+            _check_slices(items, svc, pods, named)
+        except AssertionError:
+            return None
+        return items
+    items = wait_for(matching, timeout=60, what=f"endpoint slices of {svc.metadata.name} as expected")
+    _check_slices(items, svc, pods, named)
+
+
+def _check_slices(items: list, svc, pods: list, named: bool) -> None:  # type: ignore[no-untyped-def]
     by_ip = {p.status.pod_ip: p for p in pods}
     if not pods:
         assert len(items) == 1, f"expected 1 EndpointSlice, got {len(items)}"

@@ -8,7 +8,7 @@ import uuid
 
 from kubernetes import client
 
-from conformance.harness import conformance, missing, wait_for
+from conformance.harness import conformance, wait_for
 from conformance.tests._common import BUSYBOX, retry_on_conflict, wait_default_service_account, watch_until
 
 COMMANDS = {"notTerminate": ["sleep", "1000000"], "succeed": ["/bin/sh", "-c", "exit 0"],
@@ -61,8 +61,6 @@ def test_job_delete(api, ns) -> None:  # type: ignore[no-untyped-def]
 
 
 @conformance("[sig-apps] Job should adopt matching orphans and release non-matching pods [Conformance]")
-@missing("job controller: an orphaned pod that matches a Job's selector is not re-adopted (kube's "
-         "ControllerRefManager adopts it back)")
 def test_job_adopt_and_release(api, ns) -> None:  # type: ignore[no-untyped-def]
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     wait_default_service_account(api, ns)

@@ -10,7 +10,7 @@ import uuid
 
 from kubernetes import client
 
-from conformance.harness import conformance, missing, wait_for
+from conformance.harness import conformance, wait_for
 from conformance.tests._common import BUSYBOX, PAUSE, wait_default_service_account
 
 SCRIPTS = {
@@ -22,9 +22,6 @@ SCRIPTS = {
                                  "else touch /data/foo-$JOB_COMPLETION_INDEX; sleep 1000000; fi"],
 }
 MAX_INT32 = 2**31 - 1
-PER_INDEX = ("job controller: spec.backoffLimitPerIndex, maxFailedIndexes and the podFailurePolicy FailIndex "
-             "action are not implemented (status.failedIndexes is never written, failed indexes are retried "
-             "under backoffLimit and the Job never fails)")
 
 
 def new_test_job(behavior: str, name: str, policy: str, parallelism: int, completions: int,
@@ -216,7 +213,6 @@ def test_job_success_policy_succeeded_count(api, ns) -> None:  # type: ignore[no
 
 @conformance("[sig-apps] Job should execute all indexes despite some failing when using backoffLimitPerIndex "
              "[Conformance]")
-@missing(PER_INDEX)
 def test_job_backoff_limit_per_index(api, ns) -> None:  # type: ignore[no-untyped-def]
     name = "with-backoff-limit-per-index"
     job = new_test_job("failOddSucceedEven", name, "Never", 2, 4, backoff_limit=None)
@@ -231,7 +227,6 @@ def test_job_backoff_limit_per_index(api, ns) -> None:  # type: ignore[no-untype
 
 @conformance("[sig-apps] Job should terminate job execution when the number of failed indexes exceeds "
              "maxFailedIndexes [Conformance]")
-@missing(PER_INDEX)
 def test_job_max_failed_indexes(api, ns) -> None:  # type: ignore[no-untyped-def]
     name = "with-max-failed-indexes"
     job = new_test_job("fail", name, "Never", 1, 4, backoff_limit=None)
@@ -244,7 +239,6 @@ def test_job_max_failed_indexes(api, ns) -> None:  # type: ignore[no-untyped-def
 
 @conformance("[sig-apps] Job should mark indexes as failed when the FailIndex action is matched in "
              "podFailurePolicy [Conformance]")
-@missing(PER_INDEX)
 def test_job_fail_index_action(api, ns) -> None:  # type: ignore[no-untyped-def]
     name = "matching-fail-index-action"
     job = new_test_job("failOddSucceedEven", name, "Never", 2, 2, backoff_limit=None)

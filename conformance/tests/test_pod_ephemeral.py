@@ -8,13 +8,10 @@ import uuid
 
 from kubernetes import client
 
-from conformance.harness import conformance, missing, wait_for
+from conformance.harness import conformance, wait_for
 from conformance.tests._common import AGNHOST, BUSYBOX, retry_on_conflict, wait_default_service_account
 from conformance.tests._pod_output import container_status, wait_running
 
-EPHEMERAL = ("pods/ephemeralcontainers: declared in the resource table but not served (404: no handler, no "
-             "strategy limiting writes to spec.ephemeralContainers), and the kubelet neither starts ephemeral "
-             "containers nor reports ephemeralContainerStatuses")
 POLO = ["/bin/sh", "-c", "while true; do echo polo; sleep 2; done"]
 
 
@@ -50,7 +47,6 @@ def check_marco_polo(api, cluster, ns: str, pod: str, name: str) -> None:  # typ
 
 @conformance("[sig-node] Ephemeral Containers will start an ephemeral container in an existing pod "
              "[Conformance] [NodeConformance]")
-@missing(EPHEMERAL)
 def test_start_ephemeral_container(api, ns, cluster) -> None:  # type: ignore[no-untyped-def]
     pod = target_pod(api, ns)
     add_ephemeral_sync(api, ns, pod, "debugger", BUSYBOX)
@@ -59,7 +55,6 @@ def test_start_ephemeral_container(api, ns, cluster) -> None:  # type: ignore[no
 
 @conformance("[sig-node] Ephemeral Containers should update the ephemeral containers in an existing pod "
              "[Conformance] [NodeConformance]")
-@missing(EPHEMERAL)
 def test_update_ephemeral_containers(api, ns, cluster) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)
     pod = target_pod(api, ns)

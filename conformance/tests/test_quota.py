@@ -13,7 +13,7 @@ import time
 from kubernetes import client, watch
 from kubernetes.utils import parse_quantity
 
-from conformance.harness import conformance, expect_status, missing, wait_for
+from conformance.harness import conformance, expect_status, wait_for
 
 PAUSE = "registry.k8s.io/pause:3.10"
 GOLD = "gold"
@@ -208,9 +208,6 @@ def test_quota_replication_controller(api, ns) -> None:  # type: ignore[no-untyp
 
 @conformance("[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a replica set. "
              "[Conformance]")
-@missing("quota replenishment for count/<resource>.<group> names (count/replicasets.apps): kube's quota "
-         "monitor watches every quotable resource and frees usage on delete; pykube's resourcequota controller "
-         "recounts them only on its 5-minute resync")
 def test_quota_replica_set(api, ns) -> None:  # type: ignore[no-untyped-def]
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     c = count_stable(lambda: core.list_namespaced_resource_quota(ns))

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from conformance.harness import api_status, conformance, expect_status, missing, raw, wait_for
+from conformance.harness import api_status, conformance, expect_status, raw, wait_for
 from conformance.tests._common import BUSYBOX, wait_default_service_account
 
 PRECONFIGURED_HANDLER = "test-handler"
-NO_RUNTIMECLASS_ADMISSION = ("RuntimeClass admission plugin: a pod naming a missing RuntimeClass is admitted (kube "
-                             "answers 403 'pod rejected: RuntimeClass ... not found') and a class's overhead.podFixed "
-                             "is not copied into spec.overhead")
 
 
 def runtime_class_pod(rc_name: str) -> dict:
@@ -52,7 +49,6 @@ def scheduled_pod(api, ns: str):  # type: ignore[no-untyped-def]
 
 @conformance("[sig-node] RuntimeClass should reject a Pod requesting a non-existent RuntimeClass [Conformance] "
              "[NodeConformance]")
-@missing(NO_RUNTIMECLASS_ADMISSION)
 def test_runtimeclass_reject_nonexistent(api, ns) -> None:  # type: ignore[no-untyped-def]
     wait_default_service_account(api, ns)
     expect_pod_rejection(api, ns, runtime_class_pod(f"{ns}-nonexistent"))
@@ -60,7 +56,6 @@ def test_runtimeclass_reject_nonexistent(api, ns) -> None:  # type: ignore[no-un
 
 @conformance("[sig-node] RuntimeClass should reject a Pod requesting a deleted RuntimeClass [Conformance] "
              "[NodeConformance]")
-@missing(NO_RUNTIMECLASS_ADMISSION)
 def test_runtimeclass_reject_deleted(api, ns) -> None:  # type: ignore[no-untyped-def]
     wait_default_service_account(api, ns)
     node = client.NodeV1Api(api)
@@ -95,7 +90,6 @@ def test_runtimeclass_schedule_without_overhead(api, ns) -> None:  # type: ignor
 
 @conformance("[sig-node] RuntimeClass should schedule a Pod requesting a RuntimeClass and initialize its Overhead "
              "[Conformance] [NodeConformance]")
-@missing(NO_RUNTIMECLASS_ADMISSION)
 def test_runtimeclass_schedule_with_overhead(api, ns) -> None:  # type: ignore[no-untyped-def]
     from kubernetes.utils import parse_quantity
 

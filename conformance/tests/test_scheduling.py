@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from conformance.harness import conformance, missing, wait_for
+from conformance.harness import conformance, wait_for
 from conformance.tests._common import PAUSE, wait_default_service_account
 
 EXTENDED = "scheduling.k8s.io/foo"
@@ -247,8 +247,6 @@ def test_critical_pod_preemption(api, ns, priorities, extended_resource) -> None
 
 @conformance("[sig-scheduling] SchedulerPreemption validates pod disruption condition is added to the preempted "
              "pod [Conformance] [Serial]")
-@missing("scheduler preemption: the victim gets no DisruptionTarget condition (status True, reason "
-         "PreemptionByScheduler) before it is deleted, as kube-scheduler's preemption adds through pods/status")
 def test_preemption_disruption_condition(api, ns, priorities, extended_resource) -> None:  # type: ignore[no-untyped-def]
     core = client.CoreV1Api(api)
     wait_default_service_account(api, ns)

@@ -9,13 +9,11 @@ import uuid
 
 from kubernetes import client
 
-from conformance.harness import conformance, missing
+from conformance.harness import conformance
 
 
 @conformance("[sig-scheduling] SchedulerPreemption PriorityClass endpoints verify PriorityClass endpoints "
              "can be operated with different HTTP methods [Conformance] [Serial]")
-@missing("PriorityClass update validation: `value` is immutable (kube answers 422 'Forbidden: may not be "
-         "changed in an update'); pykube accepts the change")
 def test_priority_class_endpoints(api) -> None:  # type: ignore[no-untyped-def]
     sched = client.SchedulingV1Api(api)
     test_uuid = str(uuid.uuid4())

@@ -286,7 +286,7 @@ class APIServer:
         if special is not None:
             return await special(self, call)
         handler = HANDLERS.get((info.verb, info.subresource if info.subresource in ("scale",) else ""))
-        if handler is None or (info.subresource and info.subresource not in ("status", "scale", "finalize", "approval")):
+        if handler is None or (info.subresource and info.subresource not in ("status", "scale", "finalize", "approval", "ephemeralcontainers")):
             raise errors.NotFound(NOT_FOUND_TEXT, details={})
         return await handler(call)
 

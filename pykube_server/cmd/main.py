@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if serves_api:
         process.tune_server_gc()
     try:
-        process.run(run(args), fast_loop=serves_api)
+        process.run(run(args), fast_loop=serves_api or args.command == "proxy")  # the proxy relays bytes all day
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
 

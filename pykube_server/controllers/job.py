@@ -8,7 +8,9 @@ is never counted twice however late a watch event arrives), then:
    `status.uncountedTerminatedPods`, then the finalizer is removed, then the uid moves into the
    `succeeded`/`failed` counters; a crash between steps loses and doubles nothing;
 2. decides whether the Job is finished: podFailurePolicy `FailJob` rules, `backoffLimit`,
-   `activeDeadlineSeconds` give a `FailureTarget` condition (then `Failed` once no pod is still
+   `activeDeadlineSeconds`, and for Indexed Jobs with `backoffLimitPerIndex` more failed indexes
+   than `maxFailedIndexes` (`MaxFailedIndexesExceeded`) or every index either completed or
+   failed with at least one failed (`FailedIndexes`) give a `FailureTarget` condition (then `Failed` once no pod is still
    terminating); enough completions (or a matching successPolicy) give `SuccessCriteriaMet`
    (then `Complete` with `completionTime`);
 3. otherwise keeps `parallelism` pods running (NonIndexed, or Indexed with one pod per pending
@@ -16,7 +18,15 @@ is never counted twice however late a watch event arrives), then:
    (kube's `DefaultJobPodFailureBackOff`/`MaxJobPodFailureBackOff`), and deletes all active pods
    while `suspend` is true;
 4. writes the status (active, ready, terminating, succeeded, failed, completedIndexes,
-   startTime, completionTime, conditions) with compare-and-swap on the resourceVersion.
+   failedIndexes, startTime, completionTime, conditions) with compare-and-swap on the
+   resourceVersion.
+
+Per-index backoff (kube's JobBackoffLimitPerIndex): each pod of an index carries in the
+annotation `batch.kubernetes.io/job-index-failure-count` how many earlier pods of its index
+failed (and `...-ignored-failure-count` how many failed under an `Ignore` rule). A failed pod
+fails its index when that count already reached `backoffLimitPerIndex`, or at once when it
+matches a podFailurePolicy `FailIndex` rule; failed indexes go into `status.failedIndexes`
+(the same interval notation as completedIndexes) and are never retried.
 
 The TTL-after-finished controller lives in `ttlafterfinished.py`.
 """
@@ -25,14 +35,18 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from pykube_server.api import errors
+from pykube_server.api.selectors import SelectorError
 from pykube_server.api.types import Obj
 from pykube_server.client.events import NORMAL, WARNING
 from pykube_server.client.rest import JOBS, PODS, PatchType
-from pykube_server.controllers.framework import Context, Controller, Request, Result, owner_requests
+from pykube_server.client.cache import Lister
+from pykube_server.controllers.controllerref import RefManager, controller_ref
+from pykube_server.controllers.framework import Context, Controller, Mapper, Request, Result, owner_requests
 from pykube_server.controllers.workload_common import (
     condition_true, delete_ignoring_missing, find_condition, is_deleting, is_ready, is_terminal, meta,
     now_text, owner_reference, parse_time, pod_from_template, pod_phase, selector_of, spec, status,
@@ -43,6 +57,8 @@ log = logging.getLogger(__name__)
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
+INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
 POD_FAILURE_BACKOFF = 10.0
 MAX_POD_FAILURE_BACKOFF = 600.0
 MAX_UNCOUNTED = 500
@@ -51,6 +67,9 @@ MAX_UNCOUNTED = 500
 COMPLETIONS_REACHED = ("CompletionsReached", "Reached expected number of succeeded pods")
 BACKOFF_EXCEEDED = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
 DEADLINE_EXCEEDED = ("DeadlineExceeded", "Job was active longer than specified deadline")
+FAILED_INDEXES = ("FailedIndexes", "Job has failed indexes")
+MAX_FAILED_INDEXES_EXCEEDED = ("MaxFailedIndexesExceeded",
+                               "Job has exceeded the specified maximal number of failed indexes")
 
 
 @dataclass
@@ -160,6 +179,49 @@ def match_failure_policy(job: Obj, pod: Obj) -> tuple[str, str] | None:
     return None
 
 
+def has_backoff_limit_per_index(job: Obj) -> bool:
+    return spec(job).get("completionMode") == "Indexed" and spec(job).get("backoffLimitPerIndex") is not None
+
+
+def _annotation_int(pod: Obj, key: str) -> int:
+    try:
+        return max(int((meta(pod).get("annotations") or {}).get(key) or 0), 0)
+    except ValueError:
+        return 0
+
+
+def is_index_failed(job: Obj, pod: Obj) -> bool:
+    """kube's isIndexFailed: a failed pod fails its index when it matches a `FailIndex` rule,
+    or when it counts as a failure and its index already used up `backoffLimitPerIndex`."""
+    if not is_pod_failed(pod, job):
+        return False
+    if spec(job).get("podFailurePolicy"):
+        match = match_failure_policy(job, pod)
+        if match and match[0] == "FailIndex":
+            return True
+        if match and match[0] == "Ignore":
+            return False
+    return _annotation_int(pod, INDEX_FAILURE_COUNT) >= int(spec(job).get("backoffLimitPerIndex") or 0)
+
+
+def index_failure_counts(job: Obj, pods: list[Obj]) -> dict[int, tuple[int, int]]:
+    """(failures, ignored failures) so far per index: the latest failed pod's annotations plus
+    its own failure (kube's getNewIndexFailureCounts on the pod being replaced)."""
+    counts: dict[int, tuple[int, int]] = {}
+    for pod in pods:
+        index = completion_index(pod)
+        if index is None or not is_pod_failed(pod, job):
+            continue
+        failures, ignored = _annotation_int(pod, INDEX_FAILURE_COUNT), _annotation_int(pod, INDEX_IGNORED_FAILURE_COUNT)
+        match = match_failure_policy(job, pod) if spec(job).get("podFailurePolicy") else None
+        if match and match[0] == "Ignore":
+            ignored += 1
+        else:
+            failures += 1
+        counts[index] = max(counts.get(index, (0, 0)), (failures, ignored))
+    return counts
+
+
 def new_condition(kind: str, cond_status: str, reason: str, message: str, now: str) -> Obj:
     return {"type": kind, "status": cond_status, "lastProbeTime": now, "lastTransitionTime": now,
             "reason": reason, "message": message}
@@ -191,9 +253,10 @@ class JobReconciler:
     @classmethod
     def create(cls, ctx: Context) -> Controller:
         reconciler = cls(ctx)
+        jobs = ctx.informer(JOBS)
         return (Controller("job-controller", reconciler, workers=5, clock=ctx.clock)
-                .watches(ctx.informer(JOBS))
-                .watches(ctx.informer(PODS), owner_requests("Job")))
+                .watches(jobs)
+                .watches(ctx.informer(PODS), pod_requests(jobs.lister)))
 
     # --- reconcile ------------------------------------------------------------------------------
 
@@ -226,11 +289,15 @@ class JobReconciler:
         await self._remove_finalizers(orphans)
 
     async def _pods(self, job: Obj) -> _Pods:
-        selector = selector_of(job)
-        listed = await self.client.list(PODS, namespace=meta(job)["namespace"], label_selector=selector.to_string())
+        """The Job's pods after claiming (kube's getPodsForJob): every pod of the namespace is
+        listed, not only the matching ones, so owned pods whose labels stopped matching are
+        released and matching orphans adopted (with the tracking finalizer)."""
+        listed = await self.client.list(PODS, namespace=meta(job)["namespace"])
+        manager = RefManager(self.client, job, JOBS, PODS, selector_of(job), finalizers=(TRACKING_FINALIZER,))
+        claimed = await manager.claim(listed.get("items") or ())
         uid = meta(job).get("uid")
         out = _Pods()
-        for pod in listed.get("items") or ():
+        for pod in claimed:
             refs = [r for r in meta(pod).get("ownerReferences") or () if r.get("controller")]
             if not refs or refs[0].get("uid") != uid:
                 continue
@@ -272,6 +339,8 @@ class JobReconciler:
                 record.last_failure = now
             else:
                 record.failures = 0
+            if bucket == "failed" and has_backoff_limit_per_index(job):
+                self._mark_index_failed(job, pod, new_status)
             if self._is_indexed(job) and bucket == "succeeded":
                 index = completion_index(pod)
                 if index is not None and index < int(spec(job).get("completions") or 0):
@@ -295,6 +364,18 @@ class JobReconciler:
         new_status["failed"] = int(new_status.get("failed") or 0) + len(counted.get("failed") or ())
         new_status["uncountedTerminatedPods"] = {}
         return await self._put_status(job, new_status)
+
+    def _mark_index_failed(self, job: Obj, pod: Obj, new_status: Obj) -> None:
+        """Add the pod's index to `failedIndexes` when this failure fails the index."""
+        completions = int(spec(job).get("completions") or 0)
+        index = completion_index(pod)
+        if index is None or index >= completions or not is_index_failed(job, pod):
+            return
+        if index in parse_indexes(new_status.get("completedIndexes"), completions):
+            return
+        failed = parse_indexes(new_status.get("failedIndexes"), completions)
+        failed.add(index)
+        new_status["failedIndexes"] = format_indexes(failed)
 
     def _check_failure_policy(self, job: Obj, fresh: list[Obj], new_status: Obj) -> None:
         """A FailJob rule matching a newly failed pod sets FailureTarget (reason PodFailurePolicy)."""
@@ -421,6 +502,14 @@ class JobReconciler:
 
     def _failure_reason(self, job: Obj, pods: _Pods, new_status: Obj) -> tuple[str, str] | None:
         js = spec(job)
+        if has_backoff_limit_per_index(job):
+            completions = int(js.get("completions") or 0)
+            failed_indexes = parse_indexes(new_status.get("failedIndexes"), completions)
+            done = parse_indexes(new_status.get("completedIndexes"), completions)
+            if js.get("maxFailedIndexes") is not None and len(failed_indexes) > int(js["maxFailedIndexes"]):
+                return MAX_FAILED_INDEXES_EXCEEDED
+            if failed_indexes and len(failed_indexes | done) >= completions:
+                return FAILED_INDEXES
         failed = int(new_status.get("failed") or 0)
         restarts = 0
         if (js.get("template") or {}).get("spec", {}).get("restartPolicy") == "OnFailure":
@@ -480,8 +569,9 @@ class JobReconciler:
         delay = self._backoff_remaining(job)
         if delay > 0:
             return delay
+        counts = index_failure_counts(job, pods.all) if has_backoff_limit_per_index(job) else {}
         for index in wanted:
-            pod = await self._create_pod(job, index)
+            pod = await self._create_pod(job, index, counts.get(index, (0, 0)))
             if pod is not None:
                 pods.active.append(pod)
         return None
@@ -502,7 +592,8 @@ class JobReconciler:
         busy = {completion_index(p) for p in pods.active}
         if only_replace_failed(job):
             busy |= {completion_index(p) for p in pods.terminating}
-        free = [i for i in range(int(completions or 0)) if i not in done and i not in busy]
+        failed = parse_indexes(new_status.get("failedIndexes"), int(completions or 0))
+        free = [i for i in range(int(completions or 0)) if i not in done and i not in busy and i not in failed]
         return list(free[:room])
 
     def _backoff_remaining(self, job: Obj) -> float:
@@ -512,7 +603,8 @@ class JobReconciler:
         delay = min(POD_FAILURE_BACKOFF * 2 ** (record.failures - 1), MAX_POD_FAILURE_BACKOFF)
         return record.last_failure + delay - self.clock.now()
 
-    async def _create_pod(self, job: Obj, index: int | None) -> Obj | None:
+    async def _create_pod(self, job: Obj, index: int | None,
+                          failure_counts: tuple[int, int] | None = None) -> Obj | None:
         template = copy.deepcopy(spec(job).get("template") or {})
         pod = pod_from_template(template, owner_reference(job, api_version="batch/v1", kind="Job"))
         name = meta(job)["name"]
@@ -520,6 +612,11 @@ class JobReconciler:
         pod["metadata"]["finalizers"] = [*pod["metadata"].get("finalizers", []), TRACKING_FINALIZER]
         if index is not None:
             _add_index(pod, name, index)
+            if has_backoff_limit_per_index(job) and failure_counts is not None:
+                annotations = pod["metadata"].setdefault("annotations", {})
+                annotations[INDEX_FAILURE_COUNT] = str(failure_counts[0])
+                if failure_counts[1]:
+                    annotations[INDEX_IGNORED_FAILURE_COUNT] = str(failure_counts[1])
         try:
             created = await self.client.create(PODS, pod, namespace=meta(job)["namespace"])
         except errors.StatusError as exc:
@@ -542,6 +639,8 @@ class JobReconciler:
         new_status.setdefault("uncountedTerminatedPods", {})
         if self._is_indexed(job):
             new_status.setdefault("completedIndexes", "")
+        if has_backoff_limit_per_index(job):
+            new_status.setdefault("failedIndexes", "")
         if not new_status.get("conditions"):
             new_status.pop("conditions", None)
         for key in ("active", "succeeded", "failed"):
@@ -555,6 +654,32 @@ class JobReconciler:
     async def _put_status(self, job: Obj, new_status: Obj) -> Obj:
         body = {**job, "status": new_status}
         return await self.client.update(JOBS, body, subresource="status")
+
+
+def pod_requests(jobs: Lister) -> Mapper:
+    """Map a pod event to the Jobs to sync: its controlling Job, or, for an orphan, every Job of
+    its namespace whose selector matches it (kube's getPodJobs), so orphans get adopted."""
+    owners = owner_requests("Job")
+
+    def mapper(pod: Obj) -> Iterable[Request]:
+        if controller_ref(pod) is not None:
+            return list(owners(pod))
+        if is_deleting(pod):
+            return []
+        namespace, labels = meta(pod).get("namespace", ""), meta(pod).get("labels") or {}
+        if not labels:
+            return []
+        return [Request(namespace, meta(job)["name"]) for job in jobs.list(namespace=namespace)
+                if _selects(job, labels)]
+
+    return mapper
+
+
+def _selects(job: Obj, labels: dict[str, str]) -> bool:
+    try:
+        return selector_of(job).matches(labels)
+    except SelectorError:
+        return False
 
 
 def _add_index(pod: Obj, job_name: str, index: int) -> None:

@@ -6,15 +6,17 @@ what nothing uses), counted exactly as the ResourceQuota admission plugin charge
 (`api.quota`). Admission charges new objects at once; this controller gives back what goes away
 (a pod that finishes or is deleted, a Service or claim that is deleted) and corrects anything
 admission charged for a write that then failed. Pods, Services, claims, ConfigMaps, Secrets,
-ReplicationControllers and ResourceQuotas are followed by informers; other `count/<resource>.<group>`
-names are counted with a list request on each sync, and every quota is recomputed every
-`resource_quota_sync_period_seconds` (kube's --resource-quota-sync-period, 5 minutes).
+ReplicationControllers and ResourceQuotas are followed by informers from the start; any other
+kind a quota names as `count/<resource>.<group>` (count/replicasets.apps, count/deployments.apps)
+gets an informer the first time a quota names it and the API server serves it (kube's quota
+monitor watches every quotable resource), so deleting such an object gives its usage back at
+once. Every quota is also recomputed every `resource_quota_sync_period_seconds` (kube's
+--resource-quota-sync-period, 5 minutes).
 """
 
 from __future__ import annotations
 
 import logging
-from fractions import Fraction
 
 from pykube_server.api import errors
 from pykube_server.api.quantity import Quantity
@@ -39,6 +41,8 @@ SYNC_PERIOD_SECONDS = 300.0
 
 class ResourceQuotaReconciler:
     def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.controller: Controller | None = None
         self.client = ctx.client
         self.clock = ctx.clock
         self.sync_period = float(ctx.options.get("resource_quota_sync_period_seconds", SYNC_PERIOD_SECONDS))
@@ -50,6 +54,7 @@ class ResourceQuotaReconciler:
     def create(cls, ctx: Context) -> Controller:
         reconciler = cls(ctx)
         controller = Controller("resourcequota-controller", reconciler, workers=2, clock=ctx.clock)
+        reconciler.controller = controller
         reconciler.informers[("", "resourcequotas")].add_handler(reconciler._quota_handler(controller))
         for (group, plural), informer in reconciler.informers.items():
             if plural != "resourcequotas":
@@ -90,8 +95,27 @@ class ResourceQuotaReconciler:
 
         return FuncHandler(add=lambda obj: None, update=changed, delete=enqueue)
 
+    async def _follow(self, hard: ResourceList) -> None:
+        """Start an informer (with the replenishing handler) for every served kind that `hard`
+        names as `count/<resource>.<group>` and nothing follows yet."""
+        for name in hard:
+            parsed = parse_count_name(name)
+            if parsed is None or parsed in self.informers:
+                continue
+            resource = await self._resource(*parsed)
+            if resource is None or not resource.namespaced or parsed in self.informers:
+                continue
+            informer = self.ctx.informer(resource)
+            self.informers[parsed] = informer
+            if self.controller is not None:
+                informer.add_handler(self._replenisher(self.controller, *parsed))
+            log.info("resourcequota: following %s for quota usage", name)
+
     async def reconcile(self, request: Request) -> Result:
-        for informer in self.informers.values():  # never count from a half-filled cache
+        quota = self.quotas.get(request.name, namespace=request.namespace)
+        if quota is not None:
+            await self._follow(parse_list((quota.get("spec") or {}).get("hard")))
+        for informer in list(self.informers.values()):  # never count from a half-filled cache
             await informer.wait_synced()
         quota = self.quotas.get(request.name, namespace=request.namespace)
         if quota is None or (quota.get("metadata") or {}).get("deletionTimestamp"):
@@ -112,36 +136,19 @@ class ResourceQuotaReconciler:
         """Every hard resource's use by the namespace's objects in the quota's scopes."""
         used: ResourceList = {name: ZERO for name in hard}
         now = self.clock.wall()
-        counted: set[str] = set()
-        for (group, plural), informer in self.informers.items():
+        for (group, plural), informer in list(self.informers.items()):
             tracked = matching_resources(group, plural, hard)
             if not tracked:
                 continue
-            counted.update(tracked)
             total: ResourceList = {}
             for obj in informer.lister.list(namespace=namespace):
                 if quota_matches(quota, hard, group, plural, obj):
                     total = add(total, usage_of(group, plural, obj, now))
             used.update({name: _keep_format(used[name], q) for name, q in mask(total, tracked).items()})
-        for name in hard:
-            parsed = parse_count_name(name)
-            if name in counted or parsed is None or (quota.get("spec") or {}).get("scopes") or (quota.get("spec") or {}).get("scopeSelector"):
-                continue
-            count = await self._count(namespace, *parsed)
-            if count is not None:
-                used[name] = Quantity(Fraction(count))
         return used
 
-    async def _count(self, namespace: str, group: str, plural: str) -> int | None:
-        """How many objects of group/plural the namespace holds, asked of the API server."""
-        resource = await self._resource(group, plural)
-        if resource is None:
-            return None
-        page = await self.client.list(resource, namespace=namespace, limit=1)
-        return len(page.get("items") or []) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
-
     async def _resource(self, group: str, plural: str) -> Resource | None:
-        """The served version of group/plural, from discovery (remembered)."""
+        """The served version of group/plural, from discovery (remembered once found)."""
         key = (group, plural)
         if key in self._discovered:
             return self._discovered[key]
@@ -159,8 +166,9 @@ class ResourceQuotaReconciler:
                     found = Resource(group, version, plural, bool(entry.get("namespaced")))
         except errors.NotFound:
             found = None
-        self._discovered[key] = found
-        if found is None:
+        if found is not None:  # an unserved kind is asked about again (its CRD may come later)
+            self._discovered[key] = found
+        else:
             log.info("resourcequota: %s is not served; cannot count it", count_name(group, plural))
         return found
 

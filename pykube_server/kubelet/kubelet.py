@@ -173,7 +173,13 @@ class Kubelet:
                                     port=self.config.kubelet_port, now=rfc3339(self.clock.wall()))
 
     async def update_node_status(self, *, force: bool = False, client: Client | None = None) -> bool:
-        """Patch nodes/<name>/status if it changed or the report interval passed; True if written."""
+        """Patch nodes/<name>/status if it changed or the report interval passed; True if written.
+        The node is read first, as tryUpdateNodeStatus does, so what others put into its status
+        (extended resources in capacity) is seen within one update period."""
+        try:
+            self.node = await (client or self.heartbeat).get(NODES, self.name)
+        except errors.NotFound:
+            pass  # the patch below says so
         status = self._status()
         old = self.node.get("status") or {}
         due = self.clock.now() - self._last_report >= STATUS_REPORT_SECONDS

@@ -118,8 +118,25 @@ def node_object(name: str, *, pod_cidr: str, simulated: bool) -> Obj:
             "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}}
 
 
+def is_extended(resource: str) -> bool:
+    """v1helper.IsExtendedResourceName: a domain-prefixed name outside kubernetes.io (and not a
+    quota's `requests.` form), e.g. `example.com/dongle`."""
+    return "/" in resource and "kubernetes.io/" not in resource and not resource.startswith("requests.")
+
+
+def extended_resources(old: Obj) -> Obj:
+    """The kubelet's MachineInfo setter keeps extended resources others advertised in the node's
+    capacity and copies capacity into allocatable, dropping extended ones gone from capacity
+    (null here: the status is sent as a merge patch, where only null removes a key)."""
+    cap = {k: v for k, v in (old.get("capacity") or {}).items() if is_extended(k)}
+    gone = {k: None for k in old.get("allocatable") or {} if is_extended(k) and k not in cap}
+    return {"capacity": cap, "allocatable": {**cap, **gone}}
+
+
 def node_status(name: str, *, old: Obj, res: Resources, runtime_version: str, port: int, now: str) -> Obj:
     cap, alloc = capacity(res)
+    extended = extended_resources(old)
+    cap, alloc = {**cap, **extended["capacity"]}, {**alloc, **extended["allocatable"]}
     return {"capacity": cap, "allocatable": alloc, "conditions": conditions(old.get("conditions") or [], now),
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},

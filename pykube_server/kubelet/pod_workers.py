@@ -29,6 +29,7 @@ Unhealthy, with the real messages and `spec.containers{name}` field paths.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -38,7 +39,9 @@ from pykube_server.api.types import Obj
 from pykube_server.client.clock import Timer
 from pykube_server.client.events import NORMAL, WARNING
 from pykube_server.client.rest import PODS, TransportError
+from pykube_server.kubelet import admission
 from pykube_server.kubelet import status as podstatus
+from pykube_server.kubelet import termination
 from pykube_server.kubelet.backoff import go_duration
 from pykube_server.kubelet.context import NodeContext
 from pykube_server.kubelet.env import EnvError, container_env, expand
@@ -88,6 +91,8 @@ class PodWorker:
         self._ip = ""
         self._written: Obj | None = None
         self._waiting: dict[str, tuple[str, str]] = {}
+        self._messages: dict[str, str] = {}
+        """Container id -> termination message read once it exited (the file may go with the pod)."""
         self._probes: dict[str, tuple[ProbeResults, list[asyncio.Task[None]]]] = {}
         self._start_time = (pod.get("status") or {}).get("startTime") or ""
         self._tg: asyncio.TaskGroup | None = None
@@ -172,6 +177,8 @@ class PodWorker:
         init_ok, failed = await self._sync_init(containers)
         if init_ok and not failed:
             await self._sync_containers(containers)
+        if not failed:
+            await self._sync_ephemeral(containers)
         await self._write_status(phase="Failed" if failed else None)
 
     def _deadline_left(self) -> float | None:
@@ -346,6 +353,13 @@ class PodWorker:
         self._sync_probes([c for c in await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id)
                            if c.state is ContainerState.RUNNING])
 
+    async def _sync_ephemeral(self, containers: list[ContainerStatus]) -> None:
+        """Start each ephemeral container once, in the pod's sandbox, even while init containers
+        run (kubelet's computePodActions); one that exited is never restarted."""
+        for spec in (self.pod.get("spec") or {}).get("ephemeralContainers") or []:
+            if not self._instances(containers, spec["name"]):
+                await self._start(spec, 0, init=False)
+
     async def _check_liveness(self, spec: Obj, current: ContainerStatus) -> ContainerStatus:
         results = self._probes.get(current.id, (None, []))[0]
         if results is None or not (results.liveness_failed or results.startup_failed):
@@ -380,6 +394,7 @@ class PodWorker:
         instances = self._instances(await self.ctx.runtime.list_containers(sandbox_id=self._sandbox_id), name)
         for old in instances[:-2]:
             await self.ctx.runtime.remove_container(old.id)
+            self._messages.pop(old.id, None)
 
     async def _start(self, spec: Obj, attempt: int, *, init: bool) -> None:
         name, image = spec["name"], spec.get("image", "")
@@ -387,6 +402,9 @@ class PodWorker:
             env = await container_env(self._pod_with_ips(), spec, services=self._services(), getter=self.ctx.getter,
                                       allocatable=self.ctx.allocatable)
             mounts = self._mounts(spec, env)
+            if self.ctx.volumes is not None:  # the termination-log file, bound over whatever else is there
+                extra = termination.mount(spec, self.ctx.volumes.pod_dir(self.uid), attempt)
+                mounts += (extra,) if extra is not None else ()
         except EnvError as exc:
             if self._waiting.get(name, ("",))[0] != "CreateContainerConfigError":
                 self._event(WARNING, "Failed", f"Error: {exc}", spec, init=init)
@@ -515,15 +533,16 @@ class PodWorker:
 
     def _all_specs(self) -> list[Obj]:
         spec = self.pod.get("spec") or {}
-        return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+        return (list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+                + list(spec.get("ephemeralContainers") or []))
 
     # --- status ------------------------------------------------------------------------------
     def _views(self, specs: list[Obj], containers: Sequence[ContainerStatus]) -> list[podstatus.ContainerView]:
         views = []
         for spec in specs:
             instances = self._instances(containers, spec["name"])
-            current = instances[-1] if instances else None
-            previous = instances[-2] if len(instances) > 1 else None
+            current = self._with_message(spec, instances[-1]) if instances else None
+            previous = self._with_message(spec, instances[-2]) if len(instances) > 1 else None
             results = self._probes.get(current.id, (None, []))[0] if current else None
             running = current is not None and current.state is ContainerState.RUNNING
             started = running and (results is None or results.started)
@@ -531,6 +550,18 @@ class PodWorker:
             views.append(podstatus.ContainerView(spec, current, previous, self._waiting.get(spec["name"]),
                                                  ready=bool(ready), started=bool(started)))
         return views
+
+    def _with_message(self, spec: Obj, c: ContainerStatus) -> ContainerStatus:
+        """An exited instance with its termination message (file or log tail), appended to the
+        runtime's own message with ": " as the kubelet does."""
+        if c.state is not ContainerState.EXITED or self.ctx.volumes is None:
+            return c
+        if c.id not in self._messages:
+            self._messages[c.id] = termination.message(spec, c, self.ctx.volumes.pod_dir(self.uid))
+        extra = self._messages[c.id]
+        if not extra:
+            return c
+        return dataclasses.replace(c, message=f"{c.message}: {extra}" if c.message else extra)
 
     async def _write_status(self, *, phase: str | None = None, terminal: bool = False, reason: str = "",
                             message: str = "") -> None:
@@ -547,6 +578,13 @@ class PodWorker:
                                       pod_ip=self._ip, host_ip=self.ctx.host_ip, start_time=self._start_time or now,
                                       now=now, runtime=self.ctx.runtime.name, phase=phase, reason=reason,
                                       message=message)
+        ephemeral = self._views(list(spec.get("ephemeralContainers") or []), containers)
+        if ephemeral:  # never ready, no `started`: kubelet's prober sets those for regular containers only
+            status["ephemeralContainerStatuses"] = [
+                {k: v for k, v in podstatus.container_status(
+                    dataclasses.replace(view, ready=False, started=False),
+                    runtime=self.ctx.runtime.name).items() if k != "started"}
+                for view in ephemeral]
         if status == self._written:
             return
         meta = self.pod["metadata"]
@@ -563,7 +601,10 @@ class PodWorker:
     def _event(self, type: str, reason: str, message: str, spec: Obj, *, init: bool | None = None) -> None:
         if init is None:
             init = any(c.get("name") == spec.get("name") for c in (self.pod.get("spec") or {}).get("initContainers") or [])
-        path = f"spec.{'initContainers' if init else 'containers'}{{{spec.get('name', '')}}}"
+        ephemeral = any(c.get("name") == spec.get("name")
+                        for c in (self.pod.get("spec") or {}).get("ephemeralContainers") or [])
+        kind = "ephemeralContainers" if ephemeral else "initContainers" if init else "containers"
+        path = f"spec.{kind}{{{spec.get('name', '')}}}"
         self.ctx.recorder.event(self.pod, type, reason, message, field_path=path)
 
 
@@ -589,8 +630,33 @@ class PodWorkers:
         if self._tg is None:
             self._pending.append(pod)
             return
+        if self._reject(pod):
+            return
         worker = self.workers[uid] = PodWorker(self.ctx, pod)
         self._tg.create_task(self._run(worker), name=f"pod-{pod['metadata'].get('name')}")
+
+    def _reject(self, pod: Obj) -> bool:
+        """canAdmitPod for a new pod: True (and the pod set Failed) when its host ports are taken."""
+        meta = pod["metadata"]
+        if not admission.is_active(pod) or meta.get("deletionTimestamp"):
+            return False
+        found = admission.rejection(pod, (w.pod for w in self.workers.values() if admission.is_active(w.pod)))
+        if found is None:
+            return False
+        reason, message = found
+        self._terminated.add(meta.get("uid", ""))
+        self.ctx.recorder.event(pod, WARNING, reason, message)
+        assert self._tg is not None
+        self._tg.create_task(self._write_rejection(pod, admission.rejected_status(reason, message)))
+        return True
+
+    async def _write_rejection(self, pod: Obj, status: Obj) -> None:
+        meta = pod["metadata"]
+        try:
+            await self.ctx.client.patch(PODS, meta["name"], {"status": status}, namespace=meta["namespace"],
+                                        subresource="status")
+        except (errors.StatusError, TransportError) as exc:
+            log.warning("pod %s: writing its rejection failed: %s", _pod_ref(pod), exc)
 
     def remove(self, pod: Obj) -> None:
         self._terminated.discard(pod["metadata"].get("uid", ""))
@@ -624,7 +690,8 @@ class PodWorkers:
     async def run(self, ready: Callable[[], Awaitable[None]] | None = None) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            for pod in self._pending:
+            # admitted oldest first, as HandlePodAdditions does, so a restart keeps the running ones
+            for pod in sorted(self._pending, key=lambda p: p["metadata"].get("creationTimestamp") or ""):
                 self.update(pod)
             self._pending.clear()
             await asyncio.Event().wait()

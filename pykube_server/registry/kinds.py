@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from pykube_server.registry.crd.definition import CRDStrategy
+from pykube_server.registry.ephemeralcontainers import EphemeralContainersStrategy
 from pykube_server.registry.printers import columns_for
 from pykube_server.registry.servicealloc import ServiceAllocator, drop_type_dependent_fields, patch_allocated_values
 from pykube_server.registry.spec import ResourceSpec
@@ -53,6 +54,11 @@ class PodStrategy(Strategy):
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
+
+    def for_subresource(self, subresource: str) -> Strategy | None:
+        if subresource == "ephemeralcontainers":
+            return EphemeralContainersStrategy(self)
+        return None
 
 
 

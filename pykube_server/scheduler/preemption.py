@@ -6,7 +6,9 @@ filters, victims are reprieved one by one, most important first, while the pod s
 Among the candidates the node is chosen whose most important victim has the lowest priority,
 then the lowest sum of victim priorities, then the fewest victims. Victims are deleted through
 the API (with a `Preempted` event) and the pod's `status.nominatedNodeName` is set; it is
-scheduled once the victims are gone.
+scheduled once the victims are gone. Before its deletion each victim gets the pod condition
+`DisruptionTarget` (reason `PreemptionByScheduler`) through pods/status, as kube-scheduler
+does, so that its owners (a Job's podFailurePolicy, for one) can tell why it went away.
 
 PodDisruptionBudgets are respected where possible, as kube's selectVictimsOnNode does: victims
 whose eviction would exceed a budget's `disruptionsAllowed` (counting the victims already picked
@@ -24,12 +26,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pykube_server.api import errors
 from pykube_server.api.selectors import selector_from_object
 from pykube_server.api.types import Obj
 from pykube_server.client.events import NORMAL, EventRecorder
-from pykube_server.client.rest import PODS, Client, TransportError
+from pykube_server.client.rest import PODS, Client, PatchType, TransportError
 from pykube_server.scheduler.cache import Cache
 from pykube_server.scheduler.framework import (
     Code,
@@ -50,6 +53,8 @@ NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
 NEVER = "not eligible due to preemptionPolicy=Never."
 TERMINATING = "not eligible due to a terminating pod on the nominated node."
+DISRUPTION_TARGET = "DisruptionTarget"
+PREEMPTION_BY_SCHEDULER = "PreemptionByScheduler"
 
 
 @dataclass
@@ -172,9 +177,23 @@ class Preemptor:
             await self._evict(victim, pod, best.node)
         return best.node, ""
 
+    async def _mark_disrupted(self, victim: PodInfo, preemptor: PodInfo) -> None:
+        """Patch `DisruptionTarget` into the victim's status (kube's prepareCandidate does this
+        before deleting it); a victim that is already gone needs no mark."""
+        meta = victim.pod.get("metadata") or {}
+        scheduler = (preemptor.pod.get("spec") or {}).get("schedulerName") or "default-scheduler"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        condition = {"type": DISRUPTION_TARGET, "status": "True", "lastProbeTime": None, "lastTransitionTime": now,
+                     "reason": PREEMPTION_BY_SCHEDULER,
+                     "message": f"{scheduler}: preempting to accommodate a higher priority pod"}
+        patch = {"metadata": {"uid": meta.get("uid", "")}, "status": {"conditions": [condition]}}
+        await self._client.patch(PODS, meta.get("name", ""), patch, namespace=meta.get("namespace", ""),
+                                 patch_type=PatchType.STRATEGIC, subresource="status")
+
     async def _evict(self, victim: PodInfo, preemptor: PodInfo, node: str) -> None:
         meta = victim.pod.get("metadata") or {}
         try:
+            await self._mark_disrupted(victim, preemptor)
             await self._client.delete(PODS, meta.get("name", ""), namespace=meta.get("namespace", ""),
                                       preconditions={"uid": meta.get("uid", "")})
         except errors.NotFound:

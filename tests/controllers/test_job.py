@@ -23,8 +23,8 @@ import pytest
 from pykube_server.api import errors
 from pykube_server.client.rest import JOBS, Client
 from pykube_server.controllers.job import (
-    COMPLETION_INDEX, MAX_POD_FAILURE_BACKOFF, POD_FAILURE_BACKOFF, TRACKING_FINALIZER, format_indexes,
-    parse_indexes,
+    COMPLETION_INDEX, INDEX_FAILURE_COUNT, INDEX_IGNORED_FAILURE_COUNT, MAX_POD_FAILURE_BACKOFF, POD_FAILURE_BACKOFF,
+    TRACKING_FINALIZER, format_indexes, index_failure_counts, is_index_failed, parse_indexes,
 )
 from pykube_server.testing import LocalCluster, local_cluster
 
@@ -224,3 +224,87 @@ async def _released(client: Client, name: str) -> bool:
     pods = await pods_of(client, NS, f"job-name={name}")
     return bool(pods) and not any("batch.kubernetes.io/job-tracking" in (p["metadata"].get("finalizers") or [])
                                   for p in pods)
+
+
+# --- backoffLimitPerIndex / maxFailedIndexes / FailIndex (kube 1.33 JobBackoffLimitPerIndex) -------------------
+# Facts: pods of such Jobs carry `batch.kubernetes.io/job-index-failure-count` (earlier failures of
+# their index; "0" on the first pod); a failed pod fails its index once that count reached
+# backoffLimitPerIndex, or at once on a FailIndex rule; failed indexes are listed in
+# status.failedIndexes ("1,3-5" notation, "" while none) and not retried; the Job then fails with
+# FailedIndexes ("Job has failed indexes") once every index completed or failed, or at once with
+# MaxFailedIndexesExceeded ("Job has exceeded the specified maximal number of failed indexes").
+
+
+def _failed_pod(index: int, failures: int, exit_code: int = 1, ignored: int = 0) -> dict:
+    annotations = {COMPLETION_INDEX: str(index), INDEX_FAILURE_COUNT: str(failures)}
+    if ignored:
+        annotations[INDEX_IGNORED_FAILURE_COUNT] = str(ignored)
+    return {"metadata": {"name": f"p{index}-{failures}", "namespace": NS, "annotations": annotations},
+            "status": {"phase": "Failed", "containerStatuses": [
+                {"name": "c", "state": {"terminated": {"exitCode": exit_code}}}]}}
+
+
+def test_index_failure_counting() -> None:
+    per_index = {"spec": {"completionMode": "Indexed", "completions": 3, "backoffLimitPerIndex": 1}}
+    assert not is_index_failed(per_index, _failed_pod(0, 0))
+    assert is_index_failed(per_index, _failed_pod(0, 1))
+    policy = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [3]}},
+                        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [4]}}]}
+    with_policy = {"spec": {**per_index["spec"], "podFailurePolicy": policy}}
+    assert is_index_failed(with_policy, _failed_pod(0, 0, exit_code=3))
+    assert not is_index_failed(with_policy, _failed_pod(0, 5, exit_code=4))
+    counts = index_failure_counts(with_policy, [_failed_pod(0, 0), _failed_pod(0, 1), _failed_pod(2, 0, exit_code=4)])
+    assert counts == {0: (2, 0), 2: (0, 1)}
+
+
+async def test_max_failed_indexes_exceeded(client: Client) -> None:
+    await client.create(JOBS, job("mfi", completions=3, parallelism=1, completionMode="Indexed",
+                                  backoffLimitPerIndex=0, maxFailedIndexes=0), namespace=NS)
+    [pod] = await wait_pods(client, "job-name=mfi", 1)
+    assert pod["metadata"]["annotations"][INDEX_FAILURE_COUNT] == "0"
+    assert INDEX_IGNORED_FAILURE_COUNT not in pod["metadata"]["annotations"]
+    j = await client.get(JOBS, "mfi", namespace=NS)
+    assert j["spec"]["backoffLimit"] == 2**31 - 1
+    await set_pod_status(client, pod, "Failed", exit_code=1)
+    failed = await eventually(lambda: _job_with(client, "mfi", lambda s: cond({"status": s}, "Failed")), timeout=30)
+    for kind in ("Failed", "FailureTarget"):
+        c = cond(failed, kind)
+        assert c and c["reason"] == "MaxFailedIndexesExceeded"
+        assert c["message"] == "Job has exceeded the specified maximal number of failed indexes"
+    assert failed["status"]["failedIndexes"] == "0" and failed["status"]["failed"] == 1
+    assert len(await pods_of(client, NS, "job-name=mfi")) == 1  # the failed index is not retried
+
+
+async def test_fail_index_action(client: Client) -> None:
+    policy = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [3]}}]}
+    await client.create(JOBS, job("fix", completions=2, parallelism=2, completionMode="Indexed",
+                                  backoffLimitPerIndex=1, podFailurePolicy=policy), namespace=NS)
+    pods = await wait_pods(client, "job-name=fix", 2)
+    by_index = {p["metadata"]["annotations"][COMPLETION_INDEX]: p for p in pods}
+    j = await client.get(JOBS, "fix", namespace=NS)
+    assert j["status"]["failedIndexes"] == ""
+    await set_pod_status(client, by_index["1"], "Failed", exit_code=3)
+    await eventually(lambda: _job_with(client, "fix", lambda s: s.get("failedIndexes") == "1"))
+    j = await client.get(JOBS, "fix", namespace=NS)
+    assert not cond(j, "FailureTarget")  # index 0 still runs
+    await set_pod_status(client, by_index["0"], "Succeeded", exit_code=0)
+    failed = await eventually(lambda: _job_with(client, "fix", lambda s: cond({"status": s}, "Failed")), timeout=30)
+    c = cond(failed, "Failed")
+    assert (c["reason"], c["message"]) == ("FailedIndexes", "Job has failed indexes")
+    st = failed["status"]
+    assert (st["failedIndexes"], st["completedIndexes"], st["failed"], st["succeeded"]) == ("1", "0", 1, 1)
+
+
+async def test_backoff_limit_per_index_retries_then_fails_the_index(client: Client) -> None:
+    await client.create(JOBS, job("bpi", completions=1, completionMode="Indexed", backoffLimitPerIndex=1),
+                        namespace=NS)
+    [pod] = await wait_pods(client, "job-name=bpi", 1)
+    await set_pod_status(client, pod, "Failed", exit_code=1)
+    retry = await eventually(lambda: _new_pod(client, "job-name=bpi", {pod["metadata"]["name"]}), timeout=25)
+    assert retry["metadata"]["annotations"][INDEX_FAILURE_COUNT] == "1"
+    j = await client.get(JOBS, "bpi", namespace=NS)
+    assert j["status"]["failedIndexes"] == "" and not cond(j, "FailureTarget")
+    await set_pod_status(client, retry, "Failed", exit_code=1)
+    failed = await eventually(lambda: _job_with(client, "bpi", lambda s: cond({"status": s}, "Failed")), timeout=30)
+    assert cond(failed, "Failed")["reason"] == "FailedIndexes"
+    assert failed["status"]["failedIndexes"] == "0" and failed["status"]["failed"] == 2

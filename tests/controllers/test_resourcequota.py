@@ -194,3 +194,24 @@ async def test_quota_without_usage_yet_refuses(cluster: LocalCluster) -> None:
         await client.update(QUOTAS, {**fresh, "status": {"hard": {"pods": "1"}, "used": {"pods": "0"}}}, subresource="status")
         await client.create(PODS, pod("dry"), namespace=NS, dry_run=True)
         assert (await client.get(QUOTAS, "q", namespace=NS))["status"]["used"] == {"pods": "0"}
+
+
+async def test_count_group_resource_is_given_back_on_delete(client: Client) -> None:
+    """kube's quota monitor watches every quotable kind: deleting a ReplicaSet gives back
+    `count/replicasets.apps` at once, not at the next full resync (the sync period here is 5 min)."""
+    replicasets = Resource("apps", "v1", "replicasets")
+    await client.create(QUOTAS, quota("rs", {"count/replicasets.apps": "2"}), namespace=NS)
+    await wait_used(client, "rs", {"count/replicasets.apps": "0"})
+    template = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    for name in ("one", "two"):
+        await client.create(replicasets, {"metadata": {"name": name}, "spec": {
+            "replicas": 0, "selector": {"matchLabels": {"a": "b"}}, "template": template}}, namespace=NS)
+    await wait_used(client, "rs", {"count/replicasets.apps": "2"})
+    with pytest.raises(errors.Forbidden) as refused:
+        await client.create(replicasets, {"metadata": {"name": "three"}, "spec": {
+            "replicas": 0, "selector": {"matchLabels": {"a": "b"}}, "template": template}}, namespace=NS)
+    assert refused.value.message == ('replicasets.apps "three" is forbidden: exceeded quota: rs, requested: '
+                                     'count/replicasets.apps=1, used: count/replicasets.apps=2, '
+                                     'limited: count/replicasets.apps=2')
+    await client.delete(replicasets, "one", namespace=NS)
+    await wait_used(client, "rs", {"count/replicasets.apps": "1"})

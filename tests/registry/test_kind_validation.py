@@ -211,3 +211,15 @@ def test_validation_never_mutates() -> None:
     validate_object("apps", "v1", "Deployment", obj)
     validate_object_update("apps", "v1", "Deployment", obj, before)
     assert obj == before
+
+
+def test_priority_class_value_and_policy_are_immutable() -> None:
+    # kube's ValidatePriorityClassUpdate: value "may not be changed in an update." (Forbidden),
+    # preemptionPolicy through ValidateImmutableField
+    from pykube_server.registry.kind_validation import validate_changes
+
+    old = {"metadata": {"name": "p"}, "value": 10, "preemptionPolicy": "PreemptLowerPriority"}
+    assert validate_changes("scheduling.k8s.io", "v1", "PriorityClass", dict(old, description="x"), old) == []
+    errs = validate_changes("scheduling.k8s.io", "v1", "PriorityClass", dict(old, value=11, preemptionPolicy="Never"), old)
+    assert [(e.reason, e.field) for e in errs] == [("FieldValueForbidden", "value"), ("FieldValueInvalid", "preemptionPolicy")]
+    assert errs[0].detail == "may not be changed in an update."

@@ -47,6 +47,9 @@ async def test_the_node_without_budget_violations_is_preempted() -> None:
     evicted: list[str] = []
 
     class Client:
+        async def patch(self, resource: object, name: str, body: object, **kwargs: object) -> None:
+            pass
+
         async def delete(self, resource: object, name: str, **kwargs: object) -> None:
             evicted.append(name)
 

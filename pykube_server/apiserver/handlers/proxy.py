@@ -35,7 +35,8 @@ def _container(pod: dict[str, Any], requested: str) -> str:
         if init:
             message += f" or one of the init containers: [{' '.join(init)}]"
         raise errors.BadRequest(message)
-    if requested not in names + init:
+    ephemeral = [c["name"] for c in spec.get("ephemeralContainers") or []]
+    if requested not in names + init + ephemeral:
         raise errors.BadRequest(f"container {requested} is not valid for pod {name}")
     return requested
 

@@ -53,6 +53,7 @@ UPDATE_VALIDATORS: dict[tuple[str, str], UpdateValidator] = {
     ("apps", "DaemonSet"): workloads.validate_selector_update,
     ("apps", "StatefulSet"): workloads.validate_stateful_set_update,
     ("batch", "Job"): workloads.validate_job_update,
+    ("scheduling.k8s.io", "PriorityClass"): core.validate_priority_class_update,
 }
 
 

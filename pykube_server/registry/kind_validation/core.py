@@ -161,3 +161,12 @@ def validate_config_map_update(obj: Obj, old: Obj) -> list[FieldError]:
 def validate_secret_update(obj: Obj, old: Obj) -> list[FieldError]:
     errs = immutable(obj.get("type"), old.get("type"), "type")
     return errs + _immutable_data(obj, old, ("data",))
+
+
+def validate_priority_class_update(new: Obj, old: Obj) -> list[FieldError]:
+    """A PriorityClass keeps its value and preemption policy for life (pods already carry them)."""
+    errs: list[FieldError] = []
+    if new.get("value") != old.get("value"):
+        errs.append(forbidden("value", "may not be changed in an update."))
+    errs += immutable(new.get("preemptionPolicy"), old.get("preemptionPolicy"), "preemptionPolicy")
+    return errs
