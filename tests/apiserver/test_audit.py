@@ -3,6 +3,8 @@ rotation; end to end against `up` with kubectl, the log records who did what."""
 
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 
 import orjson
@@ -112,5 +114,11 @@ def test_kubectl_actions_are_recorded(audited: ServerProcess) -> None:
 
 def test_watch_gets_response_started(audited: ServerProcess) -> None:
     audited.kubectl("get", "--raw", "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1", timeout=30)
-    watch = [e for e in events(audited) if e["verb"] == "watch" and e.get("objectRef", {}).get("resource") == "configmaps"]
+    deadline = time.monotonic() + 10  # the server writes ResponseComplete after the client saw the stream end
+    while True:
+        watch = [e for e in events(audited)
+                 if e["verb"] == "watch" and e.get("objectRef", {}).get("resource") == "configmaps"]
+        if len(watch) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert [e["stage"] for e in watch][:2] == ["ResponseStarted", "ResponseComplete"]

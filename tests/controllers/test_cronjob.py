@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,7 +21,7 @@ import pytest
 from pykube_server.client.clock import FakeClock
 from pykube_server.client.rest import CRONJOBS, JOBS, Client
 from pykube_server.controllers.cronjob import SCHEDULED_TIMESTAMP, Schedule, ScheduleError, job_name
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 
 from tests.controllers.workloads import TEMPLATE_SPEC, event_messages, event_reasons, eventually, running
 
@@ -64,12 +63,6 @@ def test_schedule_syntax() -> None:
 
 
 # --- the controller ---------------------------------------------------------------------------------
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
-
 
 @pytest.fixture
 def clock() -> FakeClock:

@@ -11,13 +11,12 @@ untolerated NoSchedule taints make a node ineligible.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from pykube_server.client.rest import CONTROLLERREVISIONS, DAEMONSETS, NODES, Client
 from pykube_server.controllers.daemonset import pod_node
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 
 from tests.controllers.workloads import CONTAINERS, eventually, pods_of, running, set_pod_status
 
@@ -34,12 +33,6 @@ def ds(name: str, **spec: object) -> dict:
 def node(name: str, labels: dict | None = None, taints: list | None = None) -> dict:
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}},
             "spec": {"taints": taints} if taints else {}}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

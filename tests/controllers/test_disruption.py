@@ -14,25 +14,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from pykube_server.api import errors
 from pykube_server.client.rest import DEPLOYMENTS, PODS, Client, Resource
 from pykube_server.controllers.disruption import scaled
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 from tests.controllers import controllers_running, eventually
 from tests.controllers.workloads import CONTAINERS, set_pod_status
 
 PDBS = Resource("policy", "v1", "poddisruptionbudgets")
 NS = "default"
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

@@ -14,25 +14,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pykube_server.api import errors
 from pykube_server.client.rest import ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES, Client
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 from tests.controllers import controllers_running, eventually
 
 CONTROLLERS = ["endpoints-controller", "endpointslice-controller", "endpointslice-mirroring-controller"]
 NS = "default"
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ deadline"); suspend gives Suspended/JobSuspended; pod failure back-off is 10 s d
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +25,7 @@ from pykube_server.controllers.job import (
     COMPLETION_INDEX, INDEX_FAILURE_COUNT, INDEX_IGNORED_FAILURE_COUNT, MAX_POD_FAILURE_BACKOFF, POD_FAILURE_BACKOFF,
     TRACKING_FINALIZER, format_indexes, index_failure_counts, is_index_failed, parse_indexes,
 )
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 
 from tests.controllers.workloads import TEMPLATE_SPEC, event_reasons, eventually, pods_of, running, set_pod_status
 
@@ -36,12 +35,6 @@ NS = "default"
 def job(name: str, **spec: object) -> dict:
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
             "spec": {"template": {"spec": TEMPLATE_SPEC}, **spec}}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ pod controlled by someone else is never taken over.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -17,17 +16,11 @@ from pykube_server.client.rest import JOBS, PODS, Client, PatchType
 from pykube_server.controllers.controllerref import controller_ref
 from pykube_server.controllers.job import TRACKING_FINALIZER, pod_requests
 from pykube_server.controllers.framework import Request
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 
 from tests.controllers.workloads import TEMPLATE_SPEC, eventually, pods_of, running
 
 NS = "default"
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

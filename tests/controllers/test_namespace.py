@@ -11,25 +11,18 @@ five status conditions with kube's reasons and messages.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from pykube_server.api import errors
 from pykube_server.client.rest import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PODS, SECRETS, Client
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 from tests.controllers import controllers_running, eventually
 
 POD = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 DEPLOYMENT = {"metadata": {"name": "d"}, "spec": {
     "selector": {"matchLabels": {"app": "d"}},
     "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

@@ -16,27 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from pathlib import Path
 
-import pytest
 
 from pykube_server.api import errors
 from pykube_server.client.rest import LEASES, NODES, PODS, Client, PatchType
 from pykube_server.controllers.nodelifecycle import tolerates
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 from tests.controllers import controllers_running, eventually
 from tests.controllers.workloads import CONTAINERS, set_pod_status
 
 NS = "default"
 UNREACHABLE = "node.kubernetes.io/unreachable"
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 def stamp() -> str:

@@ -14,24 +14,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from pykube_server.api import errors
 from pykube_server.api.quota import pod_constraints, pod_usage, service_usage, to_wire
 from pykube_server.client.rest import CONFIGMAPS, DEPLOYMENTS, PODS, SERVICES, Client, Resource
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 from tests.controllers import controllers_running, eventually
 
 QUOTAS = Resource("", "v1", "resourcequotas")
 NS = "default"
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ other annotations kept); nothing is created in a Terminating namespace.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -18,16 +17,10 @@ from pykube_server.api import errors
 from pykube_server.apiserver import certs
 from pykube_server.client.rest import CONFIGMAPS, NAMESPACES, SERVICEACCOUNTS, Client
 from pykube_server.controllers.rootcacert import DESCRIPTION, DESCRIPTION_ANNOTATION
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 from tests.controllers import controllers_running, eventually
 
 CONTROLLERS = ["serviceaccount-controller", "root-ca-certificate-publisher-controller"]
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

@@ -21,16 +21,10 @@ from cryptography.hazmat.primitives import serialization
 
 from pykube_server.api import errors
 from pykube_server.client.rest import SECRETS, SERVICEACCOUNTS, Client, Resource
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 from tests.controllers import controllers_running, eventually
 
 TOKENREVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", namespaced=False)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ balancer: ..." on a failure, all with the source component `service-controller`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,18 +20,12 @@ import pytest
 from pykube_server.api import errors
 from pykube_server.client.rest import EVENTS, SERVICES, Client
 from pykube_server.controllers.servicelb import FINALIZER, IPPool, PoolExhausted, needs_update
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 from tests.controllers import controllers_running, eventually
 
 NS = "default"
 POOL = "127.243.0.0/29"
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 def running(cluster: LocalCluster):  # type: ignore[no-untyped-def]

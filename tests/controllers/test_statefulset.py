@@ -11,12 +11,11 @@ ordinal down to the partition; events read "create Pod web-0 in StatefulSet web 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from pykube_server.client.rest import CONTROLLERREVISIONS, PERSISTENTVOLUMECLAIMS, STATEFULSETS, Client
-from pykube_server.testing import LocalCluster, local_cluster
+from pykube_server.testing import LocalCluster
 
 from tests.controllers.workloads import CONTAINERS, event_messages, eventually, pods_of, running, set_pod_status
 
@@ -28,12 +27,6 @@ def sts(name: str, replicas: int = 3, **spec: object) -> dict:
             "spec": {"replicas": replicas, "serviceName": name, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": CONTAINERS}},
                      **spec}}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path, storage_url="memory://") as lc:
-        yield lc
 
 
 @pytest.fixture
