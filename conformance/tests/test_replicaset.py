@@ -67,7 +67,9 @@ def test_rs_scale_subresource(api, ns) -> None:  # type: ignore[no-untyped-def]
     wait_default_service_account(api, ns)
     apps.create_namespaced_replica_set(ns, new_rs("test-rs", 1, SAMPLE, "agnhost", AGNHOST))
     pods_running(api, ns, "name=sample-pod", 1)
-    scale = apps.read_namespaced_replica_set_scale("test-rs", ns)
+    # the ReplicaSet's status write may trail its pod's start on a loaded machine
+    scale = wait_for(lambda: (s := apps.read_namespaced_replica_set_scale("test-rs", ns)).status.replicas == 1 and s,
+                     timeout=30, what="the scale's status.replicas to be 1")
     assert scale.spec.replicas == 1 and scale.status.replicas == 1
     scale.metadata.resource_version = ""   # an unconditional update
     scale.spec.replicas = 2
