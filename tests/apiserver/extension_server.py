@@ -14,30 +14,25 @@ import asyncio
 import json
 import ssl
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from tests.apiserver.webhook_support import WebhookCA
+from tests.apiserver.webhook_support import ThreadedServer, WebhookCA
 
 VERSION = "v1alpha1"
 
 
-class ExtensionServer:
+class ExtensionServer(ThreadedServer):
     def __init__(self, ca: WebhookCA, front_proxy_ca_pem: str, group: str, service_host: str) -> None:
+        super().__init__()
         self.ca = ca
         self.front_proxy_ca_pem = front_proxy_ca_pem
         self.group = group
         self.service_host = service_host
         self.requests: list[dict[str, Any]] = []
         self.flunders: dict[tuple[str, str], dict[str, Any]] = {}
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     def add_flunder(self, namespace: str, name: str) -> None:
         self.flunders[(namespace, name)] = {
@@ -45,26 +40,6 @@ class ExtensionServer:
             "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "resourceVersion": "1",
                          "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"reference": "sample"}}
-
-    def start(self) -> ExtensionServer:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("extension server did not start")
-        return self
-
-    def stop(self) -> None:
-        async def cleanup() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-        asyncio.run_coroutine_threadsafe(cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
 
     async def _start(self) -> None:
         cert, key = self.ca.issue(self.service_host, "127.0.0.1")

@@ -144,25 +144,22 @@ BEHAVIOURS = {"/deny": _deny_labelled, "/mutate": _add_label, "/count": _count_c
               "/bare-deny": _bare_deny, "/slow": _slow, "/wrong-uid": _wrong_uid, "/allow": _allow}
 
 
-class WebhookServer:
-    """An HTTPS webhook server on 127.0.0.1, serving every behaviour in BEHAVIOURS."""
+class ThreadedServer:
+    """An aiohttp server on its own event loop in a daemon thread, for tests whose client code
+    (kubectl, the API server in a subprocess) calls it; subclasses write `_start` (which sets
+    `self._runner` and `self.port`)."""
 
-    def __init__(self, ca: WebhookCA) -> None:
-        self.ca = ca
-        self.reviews: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    def __init__(self) -> None:
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._runner: web.AppRunner | None = None
 
-    def url(self, path: str) -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
-
-    def start(self) -> WebhookServer:
+    def start(self) -> Any:
         self._thread.start()
         if not self._ready.wait(10):
-            raise RuntimeError("webhook server did not start")
+            raise RuntimeError(f"{type(self).__name__} did not start")
         return self
 
     def stop(self) -> None:
@@ -178,6 +175,21 @@ class WebhookServer:
         self._loop.run_until_complete(self._start())
         self._ready.set()
         self._loop.run_forever()
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+
+class WebhookServer(ThreadedServer):
+    """An HTTPS webhook server on 127.0.0.1, serving every behaviour in BEHAVIOURS."""
+
+    def __init__(self, ca: WebhookCA) -> None:
+        super().__init__()
+        self.ca = ca
+        self.reviews: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
 
     async def _start(self) -> None:
         cert, key = self.ca.issue("127.0.0.1", "localhost")
