@@ -31,7 +31,7 @@ from pykube_server.registry.managedfields import ManagedHook
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.strategy import StatusStrategy, Strategy, now_rfc3339, parse_time, status_metadata_rule
 from pykube_server.storage.backend import Compacted, KeyExists, KeyNotFound
-from pykube_server.storage.cacher import CachedObject, Cacher, Watcher
+from pykube_server.storage.cacher import CachedObject, Cacher, Trigger, Watcher
 from pykube_server.storage.store import Store
 
 Obj = dict[str, Any]
@@ -168,6 +168,14 @@ class ResourceStore:
 
     # -- selectors ----------------------------------------------------------------------
     def matcher(self, label_selector: str, field_selector: str) -> Callable[[CachedObject], bool]:
+        return self.matcher_and_trigger(label_selector, field_selector)[0]
+
+    def matcher_and_trigger(
+        self, label_selector: str, field_selector: str
+    ) -> tuple[Callable[[CachedObject], bool], Trigger | None]:
+        """The selectors' matcher, and the exact field value a watch can be indexed under (the
+        first `field=value` term: a node name, an object name), as kube's watch cache indexes
+        watchers by their trigger value."""
         try:
             labels = parse_label_selector(label_selector or "")
             fields = parse_field_selector(field_selector or "")
@@ -179,15 +187,16 @@ class ResourceStore:
         except SelectorError as exc:
             raise errors.BadRequest(str(exc)) from exc
         if labels.empty and fields.empty:
-            return match_all
+            return match_all, None
         if fields.empty:
-            return lambda obj: labels.matches(obj.labels)
+            return (lambda obj: labels.matches(obj.labels)), None
+        trigger = next(((r.field, r.value) for r in fields.requirements if r.operator == "="), None)
 
         def match(obj: CachedObject) -> bool:
             values = {"metadata.name": obj.name, "metadata.namespace": obj.namespace, **obj.fields}
             return labels.matches(obj.labels) and fields.matches(values)
 
-        return match
+        return match, trigger
 
     def field_labels(self) -> tuple[set[str] | None, Mapping[str, str] | None]:
         """The field selector labels this resource accepts (None: only metadata's) and the ones
@@ -681,7 +690,7 @@ class ResourceStore:
         send_initial_events: bool | None = None,
     ) -> Watcher:
         """Raises Gone when `resource_version` is older than the kept event window."""
-        matcher = self.matcher(label_selector, field_selector)
+        matcher, trigger = self.matcher_and_trigger(label_selector, field_selector)
         if send_initial_events:
             since = None
             if resource_version not in ("", "0"):
@@ -700,7 +709,8 @@ class ResourceStore:
                     int(getattr(self.store.backend, "compacted_revision", 0) or 0) - 1)
         if since is not None and since < floor:
             raise errors.Gone(f"too old resource version: {since} ({floor})")
-        watcher = self.cacher.watch(self.root, namespace=namespace, matcher=matcher, since=since)
+        watcher = self.cacher.watch(self.root, namespace=namespace, matcher=matcher, since=since,
+                                    trigger=trigger)
         if watcher is None:
             res = self.cacher.resource(self.root)
             raise errors.Gone(f"too old resource version: {since} ({res.window_start})")

@@ -69,6 +69,20 @@ class CacheEvent:
 
 Matcher = Callable[[CachedObject], bool]
 
+Trigger = tuple[str, str]
+"""(field, value) a watcher's field selector requires exactly (`spec.nodeName=node-1`): the cache
+offers it only events whose object has, or had, that value, as kube's watch cache does with its
+trigger functions (a kubelet's pod watch is not tested against every other node's pods)."""
+
+
+def field_value(obj: CachedObject, field: str) -> str:
+    """A selectable field of a cached object ("" when it has none, as selectors read it)."""
+    if field == "metadata.name":
+        return obj.name
+    if field == "metadata.namespace":
+        return obj.namespace
+    return obj.fields.get(field, "")
+
 
 @dataclass(eq=False)
 class Watcher:
@@ -86,6 +100,8 @@ class Watcher:
     start_revision: int = 0
     """The cache revision when the watch began (the initial-events-end bookmark's)."""
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    trigger: Trigger | None = None
+    """The exact field value this watcher is indexed under (None: offered every event)."""
 
     def classify(self, event: CacheEvent) -> str:
         """The event type this watcher sees ("" = none): an object that starts or stops
@@ -136,6 +152,10 @@ class ResourceCache:
         self.window_start = 0
         """Events after this revision are all in `events`."""
         self.watchers: set[Watcher] = set()
+        """Every watcher of this resource."""
+        self._unindexed: set[Watcher] = set()
+        self._indexed: dict[str, dict[str, set[Watcher]]] = {}
+        """field -> value -> the watchers whose trigger is that (field, value)."""
         self._sorted: list[str] | None = None
         self.revision = 0
         """The revision of the last event applied: anything computed from `objects` at this
@@ -169,8 +189,45 @@ class ResourceCache:
         if len(self.events) == self.events.maxlen:
             self.window_start = self.events[0].revision
         self.events.append(event)
-        for watcher in self.watchers:
+        for watcher in self._unindexed:
             watcher.offer(event)
+        if self._indexed:
+            self._offer_indexed(event)
+
+    def _offer_indexed(self, event: CacheEvent) -> None:
+        prev = event.prev
+        for fname, by_value in self._indexed.items():
+            value = field_value(event.obj, fname)
+            for watcher in by_value.get(value, ()):
+                watcher.offer(event)
+            if prev is not None:
+                old = field_value(prev, fname)
+                if old != value:
+                    for watcher in by_value.get(old, ()):
+                        watcher.offer(event)
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        self.watchers.add(watcher)
+        if watcher.trigger is None:
+            self._unindexed.add(watcher)
+        else:
+            fname, value = watcher.trigger
+            self._indexed.setdefault(fname, {}).setdefault(value, set()).add(watcher)
+
+    def remove_watcher(self, watcher: Watcher) -> None:
+        self.watchers.discard(watcher)
+        if watcher.trigger is None:
+            self._unindexed.discard(watcher)
+            return
+        fname, value = watcher.trigger
+        by_value = self._indexed.get(fname)
+        if by_value is None or value not in by_value:
+            return
+        by_value[value].discard(watcher)
+        if not by_value[value]:
+            del by_value[value]
+            if not by_value:
+                del self._indexed[fname]
 
     def events_after(self, revision: int) -> list[CacheEvent] | None:
         """Events with revision > `revision`, or None if the window no longer reaches back."""
@@ -433,12 +490,13 @@ class Cacher:
         namespace: str,
         matcher: Matcher,
         since: int | None,
+        trigger: Trigger | None = None,
     ) -> Watcher | None:
         """Register a watcher. `since=None`: synthetic ADDED events for the current state
         first. Otherwise events after `since`; None is returned if they are no longer kept."""
         res = self.resources[root]
         prefix = f"{root}/{namespace}/" if namespace else f"{root}/"
-        watcher = Watcher(matcher, prefix, start_revision=self.revision)
+        watcher = Watcher(matcher, prefix, start_revision=self.revision, trigger=trigger)
         if since is None:
             for key in res.sorted_keys():
                 obj = res.objects[key]
@@ -452,7 +510,7 @@ class Cacher:
                 kind = watcher.classify(event)
                 if kind:
                     watcher.initial.append((kind, event.obj))
-        res.watchers.add(watcher)
+        res.add_watcher(watcher)
         if watcher.initial:
             watcher.wakeup.set()
         return watcher
@@ -466,7 +524,7 @@ class Cacher:
     def stop_watch(self, root: str, watcher: Watcher) -> None:
         res = self.resources.get(root)
         if res is not None:
-            res.watchers.discard(watcher)
+            res.remove_watcher(watcher)
 
 
 def _loading_root(loading: Mapping[str, object], key: str) -> str | None:
