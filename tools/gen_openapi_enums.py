@@ -1,13 +1,19 @@
 """Derive the OpenAPI `enum` table of the built-in kinds from the k8s.io/api Go sources.
 
 kube's OpenAPI generator gives a string field an `enum` (the sorted values of the constants of
-its type) when the field's Go type carries the `+enum` marker. The definitions pykube serves
-(from kubernetes-validate) lack them, and `kubectl explain` prints them (ENUM: ...), so this tool
-lists, per OpenAPI definition and property, the values kube 1.33 publishes.
+its type) when the field's Go type carries the `+enum` marker, and appends a "Possible enum
+values:" list to its description with one remark per value. The definitions pykube serves (from
+kubernetes-validate) lack both, and `kubectl explain` prints them, so this tool lists, per OpenAPI
+definition and property, the values kube 1.33 publishes and each value's remark.
+
+A value's remark is what kube-openapi derives from its constant's doc comment (as gengo reads it:
+the comment group that ends on the line right above the constant): the comment's lines joined
+with spaces, trimmed, a leading copy of the constant's name dropped, runs of whitespace collapsed
+to one space; empty when the constant has no comment.
 
 Usage: .venv/bin/python tools/gen_openapi_enums.py <git dir of kubernetes/api> [tag]
 (default tag v0.33.13); writes pykube_server/registry/openapi_enums.json. Only facts are kept:
-definition names, property names, values.
+definition names, property names, values, remarks.
 """
 
 from __future__ import annotations
@@ -25,6 +31,15 @@ _STRUCT = re.compile(r"^type (\w+) struct \{")
 _FIELD = re.compile(r'^\s+\w+\s+((?:\*|\[\])*)([\w.]+)\s+`json:"([^",]*)')
 _INLINE = re.compile(r'^\s+(\w+)\s+`json:",inline"')
 _IMPORT = re.compile(r'^\s*(\w+)?\s*"k8s\.io/api/([\w/]+)"')
+_DIRECTIVE = re.compile(r"^(line |extern |export |[a-z0-9]+:[a-z0-9])")
+_SPACES = re.compile(r"\s+")
+
+
+def go_quote(value: str) -> str:
+    """Go's %q of a printable ASCII string (all enum values are): quotes and backslashes escaped."""
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"enum value {value!r} needs Go's full %q rules")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _git(repo: str, *args: str) -> str:
@@ -46,6 +61,62 @@ def _enum_types(lines: list[str]) -> set[str]:
     return found
 
 
+def _doc_comment(lines: list[str], i: int) -> list[str]:
+    """The doc comment gengo gives the declaration on line `i`: the comment group ending on the
+    line above it, i.e. the run of comment-only lines there, or else the trailing comment of that
+    line (Go's parser makes a comment after code on the same line a group of its own)."""
+    j = i - 1
+    if j < 0:
+        return []
+    if not lines[j].lstrip().startswith("//"):
+        trailing = _trailing_comment(lines[j])
+        return [trailing] if trailing else []
+    start = j
+    while start > 0 and lines[start - 1].lstrip().startswith("//"):
+        start -= 1
+    return [ln.lstrip() for ln in lines[start:j + 1]]
+
+
+def _trailing_comment(line: str) -> str:
+    """The `//` comment after the code on a line (outside string and rune literals), or ""."""
+    quote = ""
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\" and quote != "`":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'`":
+            quote = ch
+        elif line.startswith("//", i):
+            return line[i:]
+        i += 1
+    return ""
+
+
+def _comment_text(comment: list[str]) -> list[str]:
+    """go/ast CommentGroup.Text line by line: the `//` and one space after it dropped, directives
+    (`//go:...`) skipped, trailing blanks cut."""
+    out = []
+    for line in comment:
+        body = line[2:]
+        if not body.startswith(" ") and _DIRECTIVE.match(body):
+            continue
+        out.append((body[1:] if body.startswith(" ") else body).rstrip())
+    return out
+
+
+def remark(const_name: str, comment: list[str]) -> str:
+    """kube-openapi's remark for one enum value: the comment lines joined by spaces, trimmed, a
+    leading constant name removed (a plain prefix cut, as kube does it), whitespace collapsed."""
+    text = " ".join(_comment_text(comment)).strip()
+    if text.startswith(const_name):
+        text = text[len(const_name):]
+    return _SPACES.sub(" ", text.strip())
+
+
 def main(repo: str, tag: str = "v0.33.13") -> None:
     files = [f for f in _git(repo, "ls-tree", "-r", "--name-only", tag).split()
              if f.endswith(".go") and not f.endswith("_test.go") and "/" in f and not f.startswith(("testdata", "hack"))
@@ -55,14 +126,21 @@ def main(repo: str, tag: str = "v0.33.13") -> None:
     for f in files:
         packages.setdefault(f.rsplit("/", 1)[0], []).append(f)
     enum_types: dict[str, set[str]] = {p: set().union(*(_enum_types(sources[f]) for f in fs)) for p, fs in packages.items()}
-    values: dict[tuple[str, str], set[str]] = {}
+    values: dict[tuple[str, str], dict[str, str]] = {}  # (package, type) -> value -> remark
     for pkg, fs in packages.items():
         for f in fs:
-            for line in sources[f]:
+            for i, line in enumerate(sources[f]):
                 match = _CONST.match(line)
                 if match and match.group(2) in enum_types[pkg]:
-                    values.setdefault((pkg, match.group(2)), set()).add(match.group(3))
+                    said = remark(match.group(1), _doc_comment(sources[f], i))
+                    known = values.setdefault((pkg, match.group(2)), {})
+                    if match.group(3) in known and known[match.group(3)] != said:
+                        # kube keeps whichever constant it meets first (map order): say so
+                        print(f"warning: {pkg}.{match.group(2)} value {match.group(3)!r} has two remarks",
+                              file=sys.stderr)
+                    known.setdefault(match.group(3), said)
     table: dict[str, dict[str, list[str]]] = {}
+    remarks: dict[str, dict[str, dict[str, str]]] = {}
     inlined: list[tuple[str, str]] = []  # (definition, the definition it embeds)
     for pkg, fs in packages.items():
         for f in fs:
@@ -99,12 +177,16 @@ def main(repo: str, tag: str = "v0.33.13") -> None:
                 found = values.get((owner, typ))
                 if found and typ in enum_types.get(owner, set()):
                     definition = "io.k8s.api." + pkg.replace("/", ".") + "." + struct
-                    table.setdefault(definition, {})[field.group(3)] = sorted(found)
+                    ordered = sorted(found, key=go_quote)  # kube sorts the quoted literals
+                    table.setdefault(definition, {})[field.group(3)] = ordered
+                    remarks.setdefault(definition, {})[field.group(3)] = {v: found[v] for v in ordered}
     for outer, inner in inlined:  # an embedded struct's fields are the outer definition's own
         if inner in table:
             table.setdefault(outer, {}).update(table[inner])
-    OUT.write_text(json.dumps({"source": f"k8s.io/api {tag}", "enums": dict(sorted(table.items()))},
-                              indent=1, sort_keys=False) + "\n")
+            remarks.setdefault(outer, {}).update(remarks[inner])
+    OUT.write_text(json.dumps({"source": f"k8s.io/api {tag}", "enums": dict(sorted(table.items())),
+                               "remarks": dict(sorted(remarks.items()))},
+                              indent=1, sort_keys=False, ensure_ascii=False) + "\n")
     print(f"{sum(len(v) for v in table.values())} enum properties in {len(table)} definitions -> {OUT}")
 
 
