@@ -16,7 +16,6 @@ import contextlib
 import copy
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ import orjson
 from pykube_server.api import errors
 from pykube_server.api.fields import FieldError, invalid
 from pykube_server.api.selectors import SelectorError, parse_field_selector, parse_label_selector
+from pykube_server.api.uid import new_uid
 from pykube_server.registry.defaults import default_status
 from pykube_server.registry.managedfields import ManagedHook
 from pykube_server.registry.spec import ResourceSpec
@@ -365,7 +365,7 @@ class ResourceStore:
         name = meta.get("name", "")
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(field, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         meta.pop("generation", None)
         self.strategy.prepare_for_create(obj)

@@ -201,13 +201,25 @@ def name_rule_for(group: str, plural: str) -> NameRule:
 
 # --- metadata sections ----------------------------------------------------------------------
 
+_VALID_LABELS: set[tuple[str, str]] = set()
+"""Label pairs already found valid: the same few labels come back on every object a controller
+creates from one template. Bounded by `_VALID_LABELS_MAX` (cleared when full)."""
+_VALID_LABELS_MAX = 8192
+
+
 def validate_labels(labels: Mapping[str, Any], path: Path) -> list[FieldError]:
     errs: list[FieldError] = []
     for key, value in labels.items():
-        errs.extend(invalid(path, key, m) for m in is_qualified_name(key))
-        if not isinstance(value, str):
-            continue  # type errors are the decoder's business
-        errs.extend(invalid(path, value, m) for m in is_valid_label_value(value))
+        if isinstance(value, str) and (key, value) in _VALID_LABELS:
+            continue
+        found = [invalid(path, key, m) for m in is_qualified_name(key)]
+        if isinstance(value, str):  # (type errors are the decoder's business)
+            found.extend(invalid(path, value, m) for m in is_valid_label_value(value))
+            if not found:
+                if len(_VALID_LABELS) >= _VALID_LABELS_MAX:
+                    _VALID_LABELS.clear()
+                _VALID_LABELS.add((key, value))
+        errs.extend(found)
     return errs
 
 

@@ -223,3 +223,37 @@ def test_priority_class_value_and_policy_are_immutable() -> None:
     errs = validate_changes("scheduling.k8s.io", "v1", "PriorityClass", dict(old, value=11, preemptionPolicy="Never"), old)
     assert [(e.reason, e.field) for e in errs] == [("FieldValueForbidden", "value"), ("FieldValueInvalid", "preemptionPolicy")]
     assert errs[0].detail == "may not be changed in an update."
+
+
+def test_pod_spec_validation_remembers_valid_specs_only() -> None:
+    from pykube_server.registry.kind_validation import pods
+
+    good = {"spec": {"containers": [{"name": "c", "image": "i"}]}}
+    bad = {"spec": {"containers": [{"name": "c", "image": "i"}, {"name": "c", "image": "j"}]}}
+    default_object("", "v1", "Pod", good)
+    default_object("", "v1", "Pod", bad)
+    pods._valid_specs.clear()
+    for _ in range(2):  # the second round of the good spec is remembered, the bad one is not
+        assert pods.validate_pod(good) == []
+        assert [e.field for e in pods.validate_pod(bad)] == ["spec.containers[1].name"]
+    assert len(pods._valid_specs) == 1
+
+
+def test_pod_defaults_remembered_by_spec_equal_a_fresh_walk() -> None:
+    from pykube_server.registry import defaults
+
+    sent = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"limits": {"cpu": "0.5", "memory": "1Gi"}}}]}}
+    defaults._defaulted_pod_specs.clear()
+    first = copy.deepcopy(sent)
+    default_object("", "v1", "Pod", first)
+    second = copy.deepcopy(sent)
+    second["metadata"]["name"] = "q"
+    default_object("", "v1", "Pod", second)  # from the remembered spec
+    assert len(defaults._defaulted_pod_specs) == 1
+    assert second["spec"] == first["spec"] and second["spec"] is not first["spec"]
+    assert second["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    second["spec"]["containers"][0]["image"] = "changed"  # callers own what they got
+    third = copy.deepcopy(sent)
+    default_object("", "v1", "Pod", third)
+    assert third["spec"]["containers"][0]["image"] == "busybox"

@@ -86,3 +86,24 @@ def test_nothing_to_own_writes_no_entry() -> None:
     kind = kind_of("", "configmaps")
     obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}
     assert shortcut(obj, kind) == [] == general(obj, kind)
+
+
+def test_memo_by_shape_gives_each_create_its_own_correct_tree() -> None:
+    """Creates that differ only in name-like metadata share one remembered tree; anything that
+    shapes FieldsV1 (a label key, an owner's uid, an empty name vs none) gets its own."""
+    kind = kind_of("", "pods")
+    m._create_memo.clear()
+    renamed = copy.deepcopy(POD)
+    renamed["metadata"].update(name="other", namespace="ns2", uid="u2", creationTimestamp="2026-02-02T00:00:00Z")
+    variants = [POD, renamed]
+    labelled = copy.deepcopy(POD)
+    labelled["metadata"]["labels"]["new"] = "3"
+    owned = copy.deepcopy(POD)
+    owned["metadata"]["ownerReferences"][0]["uid"] = "2"
+    nameless = copy.deepcopy(POD)
+    del nameless["metadata"]["name"]
+    variants += [labelled, owned, nameless]
+    for obj in variants + variants:  # the second round is served from the memo
+        assert orjson.dumps(shortcut(obj, kind)) == orjson.dumps(general(obj, kind))
+    assert len(m._create_memo) == 4  # POD and `renamed` share one entry
+

@@ -316,3 +316,14 @@ def test_valid_object_has_no_errors() -> None:
                 ownerReferences=[{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web",
                                   "uid": "u1", "controller": True}])
     assert validate_object_meta(obj, namespaced=True) == []
+
+
+def test_validate_labels_remembers_only_valid_pairs() -> None:
+    from pykube_server.registry.validation import validate_labels
+
+    path = Path("metadata.labels")
+    for _ in range(2):  # the second round comes from the remembered valid pairs
+        assert validate_labels({"app": "web", "tier": "a"}, path) == []
+        errs = validate_labels({"app": "web", "bad key": "x", "ok": "-bad-"}, path)
+        assert [(e.field, e.bad_value) for e in errs] == [("metadata.labels", "bad key"), ("metadata.labels", "-bad-")]
+    assert validate_labels({"app": {"not": "a string"}}, path) == []  # the decoder reports types

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from pykube_server.registry.defaults import admissionpolicy, core, other, pods, workloads
 from pykube_server.registry.defaults.quantities import canonicalize_quantities, pod_spec_of
 
@@ -79,10 +81,41 @@ def default_status(group: str, kind: str, obj: Obj) -> None:
         defaulter(obj)
 
 
+POD_SPECS_REMEMBERED = 512
+_defaulted_pod_specs: dict[bytes, bytes] = {}
+"""A new pod's spec as sent -> as defaulted (JSON): a controller creates its pods from one
+template, so all but the first skip the defaulting walk. Cleared when full."""
+
+
 def default_object(group: str, version: str, kind: str, obj: Obj) -> None:
     """Apply kube-apiserver's scheme defaults to `obj` in place.
 
     Raises `errors.BadRequest` for an unparsable quantity (a decoding error upstream)."""
+    if group == "" and version == "v1" and kind == "Pod" and not obj.get("status") and isinstance(obj.get("spec"), dict):
+        _default_new_pod(obj)
+        return
+    _default(group, version, kind, obj)
+
+
+def _default_new_pod(obj: Obj) -> None:
+    """A pod without status: only its spec takes defaults (and canonical quantities), and
+    they depend on nothing else, so the defaulted spec is remembered by the spec as sent."""
+    try:
+        sent = orjson.dumps(obj["spec"])
+    except TypeError:  # not JSON-shaped: default without remembering
+        _default("", "v1", "Pod", obj)
+        return
+    known = _defaulted_pod_specs.get(sent)
+    if known is not None:
+        obj["spec"] = orjson.loads(known)
+        return
+    _default("", "v1", "Pod", obj)
+    if len(_defaulted_pod_specs) >= POD_SPECS_REMEMBERED:
+        _defaulted_pod_specs.clear()
+    _defaulted_pod_specs[sent] = orjson.dumps(obj["spec"])
+
+
+def _default(group: str, version: str, kind: str, obj: Obj) -> None:
     canonicalize_quantities(group, version, kind, obj)
     defaulter = VERSIONED.get((group, version, kind)) or DEFAULTERS.get((group, kind))
     if defaulter is not None:

@@ -201,8 +201,26 @@ def validate_pod_spec(spec: Any, path: Path) -> list[FieldError]:
     return errs
 
 
+VALID_SPECS_MAX = 512
+_valid_specs: set[bytes] = set()
+"""Pod specs (as JSON) already found valid: a controller creates its pods from one template,
+so all but the first of them skip the walk. Cleared when full."""
+
+
 def validate_pod(obj: Obj) -> list[FieldError]:
-    return validate_pod_spec(obj.get("spec"), Path("spec"))
+    spec = obj.get("spec")
+    try:
+        encoded = orjson.dumps(spec)
+    except TypeError:  # not JSON-shaped: validate without remembering
+        return validate_pod_spec(spec, Path("spec"))
+    if encoded in _valid_specs:
+        return []
+    errs = validate_pod_spec(spec, Path("spec"))
+    if not errs:
+        if len(_valid_specs) >= VALID_SPECS_MAX:
+            _valid_specs.clear()
+        _valid_specs.add(encoded)
+    return errs
 
 
 # -- update --------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from pykube_server.api import errors
 from pykube_server.registry.managedfields import fieldpath as fp
 from pykube_server.registry.managedfields import typed
@@ -201,10 +203,54 @@ def update_managed_fields(old: Obj | None, new: Obj, manager: str, operation: st
     return new
 
 
+CREATE_MEMO_ENTRIES = 512
+"""Create entries remembered by the created object's shape (see `_create_shape`)."""
+_create_memo: dict[tuple[Kind, str, str, str, bytes], bytes] = {}
+
+_VALUE_FREE_META = frozenset({"name", "generateName", "namespace", "uid", "creationTimestamp", "resourceVersion"})
+"""ObjectMeta fields whose string value never shapes a create's FieldsV1: the zero ObjectMeta
+lacks them (or has null), so any string there is owned as a whole, whatever it says."""
+
+
+def _create_shape(new: Obj) -> bytes:
+    """The created object with its name-like metadata values blanked out: two creates with the
+    same shape get the same managedFields tree. Controllers create many objects from one
+    template (a ReplicaSet's pods differ in name only), so this skips the schema walk for all
+    but the first."""
+    meta = new.get("metadata")
+    if isinstance(meta, dict):
+        new = {**new, "metadata": {k: (True if k in _VALUE_FREE_META and isinstance(v, str) else v)
+                                   for k, v in meta.items()}}
+    return orjson.dumps(new)
+
+
 def _record_create(new: Obj, manager: str, operation: str, subresource: str, time: str, kind: Kind) -> Obj:
-    """The common create: one entry owning everything that differs from the zero object,
-    written straight from the comparison (the same result as the general path, which
-    tests/registry/test_managedfields_create.py checks, at a fraction of its cost)."""
+    """The common create: one entry owning everything that differs from the zero object."""
+    memo_key = (kind, manager, operation, subresource, _create_shape(new))
+    known = _create_memo.get(memo_key)
+    if known is not None:
+        tree = orjson.loads(known)
+    else:
+        tree = _create_tree(new, subresource, kind)
+        if len(_create_memo) >= CREATE_MEMO_ENTRIES:
+            del _create_memo[next(iter(_create_memo))]
+        _create_memo[memo_key] = orjson.dumps(tree)
+    if tree:
+        entry: Obj = {"manager": manager, "operation": operation, "apiVersion": kind.api_version}
+        if time:
+            entry["time"] = time
+        entry["fieldsType"] = "FieldsV1"
+        entry["fieldsV1"] = tree
+        if subresource:
+            entry["subresource"] = subresource
+        new["metadata"]["managedFields"] = [entry]
+    return new
+
+
+def _create_tree(new: Obj, subresource: str, kind: Kind) -> Obj:
+    """A create's FieldsV1, written straight from the comparison with the zero object (the same
+    result as the general path, which tests/registry/test_managedfields_create.py checks, at a
+    fraction of its cost)."""
     tree = typed.changed_fields_v1(kind.zero_shared(), new, kind.schema)
     for name in ("f:apiVersion", "f:kind"):
         if tree.get(name) == {}:
@@ -221,16 +267,7 @@ def _record_create(new: Obj, manager: str, operation: str, subresource: str, tim
         tree = {"f:status": tree["f:status"]} if "f:status" in tree else {}
     elif subresource == "" and kind.has_status:
         tree.pop("f:status", None)
-    if tree:
-        entry: Obj = {"manager": manager, "operation": operation, "apiVersion": kind.api_version}
-        if time:
-            entry["time"] = time
-        entry["fieldsType"] = "FieldsV1"
-        entry["fieldsV1"] = tree
-        if subresource:
-            entry["subresource"] = subresource
-        new["metadata"]["managedFields"] = [entry]
-    return new
+    return tree
 
 
 _STRIPPED_META = tuple(fp.element_to_fields_v1(path[1]) for path in STRIPPED if len(path) == 2)

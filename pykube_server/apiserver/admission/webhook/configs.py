@@ -32,9 +32,21 @@ class Configurations:
     def __init__(self, store: ResourceStore) -> None:
         self.store = store
         self._decoded: dict[str, tuple[object, list[Hook]]] = {}
+        self._current: tuple[tuple[int, int], list[Hook]] | None = None
+        """The last answer and the cache state it was computed at (revision, object count)."""
 
     def hooks(self) -> list[Hook]:
-        objects = self.store.cacher.resource(self.store.root).objects
+        """Every hook in calling order (the same list while the configurations are unchanged:
+        every write asks, nearly always with nothing configured)."""
+        cache = self.store.cacher.resource(self.store.root)
+        state = (cache.revision, len(cache.objects))
+        if self._current is not None and self._current[0] == state:
+            return self._current[1]
+        hooks = self._compute(cache.objects)
+        self._current = (state, hooks)
+        return hooks
+
+    def _compute(self, objects: dict[str, Any]) -> list[Hook]:
         out: list[tuple[str, list[Hook]]] = []
         for key, cached in objects.items():
             seen = self._decoded.get(key)
