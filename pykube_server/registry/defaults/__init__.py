@@ -83,7 +83,7 @@ def default_status(group: str, kind: str, obj: Obj) -> None:
 
 POD_SPECS_REMEMBERED = 512
 _defaulted_pod_specs: dict[bytes, bytes] = {}
-"""A new pod's spec as sent -> as defaulted (JSON): a controller creates its pods from one
+"""A pod's spec as sent -> as defaulted (JSON): a controller creates its pods from one
 template, so all but the first skip the defaulting walk. Cleared when full."""
 
 
@@ -91,15 +91,15 @@ def default_object(group: str, version: str, kind: str, obj: Obj) -> None:
     """Apply kube-apiserver's scheme defaults to `obj` in place.
 
     Raises `errors.BadRequest` for an unparsable quantity (a decoding error upstream)."""
-    if group == "" and version == "v1" and kind == "Pod" and not obj.get("status") and isinstance(obj.get("spec"), dict):
-        _default_new_pod(obj)
+    if group == "" and version == "v1" and kind == "Pod" and isinstance(obj.get("spec"), dict):
+        _default_pod(obj)
         return
     _default(group, version, kind, obj)
 
 
-def _default_new_pod(obj: Obj) -> None:
-    """A pod without status: only its spec takes defaults (and canonical quantities), and
-    they depend on nothing else, so the defaulted spec is remembered by the spec as sent."""
+def _default_pod(obj: Obj) -> None:
+    """Only a pod's spec takes defaults (and canonical quantities), and they depend on nothing
+    else, so the defaulted spec is remembered by the spec as sent."""
     try:
         sent = orjson.dumps(obj["spec"])
     except TypeError:  # not JSON-shaped: default without remembering
