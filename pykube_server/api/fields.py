@@ -122,6 +122,7 @@ def too_long(path: Path | str, max_length: int) -> FieldError:
 
 
 def aggregate_message(errors: list[FieldError]) -> str:
-    """`a: x` for one error, `[a: x, b: y]` for several (apimachinery's aggregate)."""
-    texts = [str(e) for e in errors]
+    """`a: x` for one error, `[a: x, b: y]` for several (apimachinery's aggregate, which lists a
+    repeated message once; the causes keep every error)."""
+    texts = list(dict.fromkeys(str(e) for e in errors))
     return texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"

@@ -17,6 +17,10 @@ from pykube_server.registry.printers import columns_for
 from pykube_server.registry.servicealloc import ServiceAllocator, drop_type_dependent_fields, patch_allocated_values
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.strategy import Strategy, meta_field
+from pykube_server.api.fields import FieldError
+from pykube_server.registry.kind_validation import validate_object
+from pykube_server.registry.kind_validation.events import validate_event_update
+from pykube_server.registry.validation import validate_object_meta, validate_path_segment_name
 
 Obj = dict[str, Any]
 
@@ -108,6 +112,18 @@ class EventStrategy(Strategy):
         "source": lambda o: (o.get("source") or {}).get("component", ""),
         "type": meta_field("type"),
     }
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        """kube's order: the Event rules of the request's group-version (`kind_validation/events.py`;
+        events.k8s.io/v1 checks names as DNS subdomains there), then, only if they pass, the generic
+        metadata check, for which a core Event's name need only be a path segment."""
+        errs = validate_object(self.group, self.version, self.kind, obj) if self.kind else []
+        return errs or validate_object_meta(obj, namespaced=True, name_rule=validate_path_segment_name)
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        """The generic metadata check first, then ValidateEventUpdate (not the create rules)."""
+        errs = validate_object_meta(obj, namespaced=True, name_rule=validate_path_segment_name)
+        return errs + validate_event_update(self.group, obj, old)
 
 
 _ALLOCATING: ContextVar[tuple[Obj, Obj | None] | None] = ContextVar("service_allocating", default=None)

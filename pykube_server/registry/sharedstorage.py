@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from pykube_server.api import errors
+from pykube_server.api.fields import FieldError
 from pykube_server.registry import eventconv
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.store import ListResult, ResourceStore
@@ -108,6 +110,11 @@ class ConvertedResourceStore(ResourceStore):
         super().__init__(spec, strategy, _ConvertingStorage(store, conversion), cacher,  # type: ignore[arg-type]
                          namespaces_root, root=root)
         self.conversion = conversion
+
+    def invalid(self, name: str, errs: list[FieldError]) -> errors.Invalid:
+        """A 422 names the stored kind (`Event "x" is invalid`, no group): kube's strategy types
+        the internal object, registered first in the stored kind's group."""
+        return errors.Invalid.from_errors(self.spec.kind, self.conversion.stored_as[0], name, errs)
 
     def field_labels(self) -> tuple[set[str] | None, Mapping[str, str]]:
         """Every label this API accepts is renamed to the stored kind's, which the cache indexes."""

@@ -52,6 +52,17 @@ ON_STORAGE_CHANGE = ("VolumeBinding",)
 BIND_CONCURRENCY = 16
 """`pods/binding` requests in flight at once. Binding runs beside the scheduling loop (kube's
 bind goroutine), but unbounded it opened a new TLS connection per bind under load."""
+NOTE_LENGTH_LIMIT = 1024
+"""events.k8s.io refuses longer notes; kube-scheduler cuts FailedScheduling notes to fit."""
+
+
+def truncate_note(message: str) -> str:
+    """kube-scheduler's truncateMessage: at most 1024 bytes, ending in " ..." when cut (the
+    PodScheduled condition keeps the whole message)."""
+    raw = message.encode()
+    if len(raw) <= NOTE_LENGTH_LIMIT:
+        return message
+    return raw[:NOTE_LENGTH_LIMIT - 4].decode(errors="ignore") + " ..."
 
 
 @dataclass(frozen=True)
@@ -241,7 +252,7 @@ class Scheduler:
             self.cache.forget(queued.key)
             message = f'running PreBind plugin "{status.plugin}": {status.message}'
             log.info("pre-binding %s to %s failed: %s", queued.key, host, message)
-            self._recorder.event(queued.pod, WARNING, "FailedScheduling", message, action="Scheduling")
+            self._recorder.event(queued.pod, WARNING, "FailedScheduling", truncate_note(message), action="Scheduling")
             self.queue.add_backoff(queued)
             await self._update_condition(queued.pod, SCHEDULER_ERROR, message, "")
             return
@@ -260,7 +271,7 @@ class Scheduler:
             self.cache.forget(queued.key)
             if isinstance(exc, errors.NotFound):
                 return
-            self._recorder.event(queued.pod, WARNING, "FailedScheduling", f"Binding rejected: {text}",
+            self._recorder.event(queued.pod, WARNING, "FailedScheduling", truncate_note(f"Binding rejected: {text}"),
                                  action="Scheduling")
             self.queue.add_backoff(queued)
             self.queue.move_all(ON_ASSIGNED_POD_DELETE)
@@ -274,7 +285,7 @@ class Scheduler:
         """handleSchedulingFailure: event, back to the queue, PodScheduled=False condition."""
         pod = queued.pod
         log.info("unable to schedule %s: %s", queued.key, message)
-        self._recorder.event(pod, WARNING, "FailedScheduling", message, action="Scheduling")
+        self._recorder.event(pod, WARNING, "FailedScheduling", truncate_note(message), action="Scheduling")
         self.queue.add_unschedulable(queued, plugins)
         await self._update_condition(pod, reason, message, nominated)
 

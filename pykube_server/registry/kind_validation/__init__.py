@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pykube_server.api.fields import FieldError
-from pykube_server.registry.kind_validation import admissionpolicy, admissionregistration, core, pods, workloads
+from pykube_server.registry.kind_validation import admissionpolicy, admissionregistration, core, events, pods, workloads
 
 Obj = dict[str, Any]
 Validator = Callable[[Obj], list[FieldError]]
@@ -28,6 +28,8 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("", "Service"): core.validate_service,
     ("", "ConfigMap"): core.validate_config_map,
     ("", "Secret"): core.validate_secret,
+    ("", "Event"): events.validate_core_event,
+    ("events.k8s.io", "Event"): events.validate_events_v1_event,
     ("apps", "Deployment"): workloads.validate_deployment,
     ("apps", "ReplicaSet"): workloads.validate_deployment,
     ("apps", "StatefulSet"): workloads.validate_stateful_set,
