@@ -18,6 +18,7 @@ Modelled on kube-apiserver's field manager stack (`fieldmanager/internal`):
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ STRIPPED: FieldSet = {(fp.field("apiVersion"),), (fp.field("kind"),), (_META,)} 
                                          "clusterName", "generation", "managedFields", "resourceVersion")}
 
 
+@functools.lru_cache(maxsize=256)  # a server sees few distinct User-Agents
 def manager_from_user_agent(user_agent: str) -> str:
     """kube's default field manager: the User-Agent up to its first `/`, without unprintable
     characters, cut to 128 bytes (`kubectl/v1.33.1 (linux/amd64) ...` -> `kubectl`)."""
