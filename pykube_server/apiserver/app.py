@@ -8,6 +8,7 @@ handler for the verb -> the resource's ResourceStore -> storage. Non-resource pa
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -194,7 +195,8 @@ class APIServer:
                                    settings.server_address)
         self.metrics = metrics.MetricsAPI(self)
         """metrics.k8s.io, served here as metrics-server would through its APIService."""
-        self.version = orjson.dumps(version_info(settings.kubernetes_version))
+        # kube writes /version with WriteRawJSON: indented by two spaces, no trailing newline
+        self.version = json.dumps(version_info(settings.kubernetes_version), indent=2).encode()
         self.openapi = OpenAPI(RESOURCES, settings.kubernetes_version)
         self.crds = CRDServing(self)
         """Serves CustomResourceDefinitions: their resources, discovery, OpenAPI and conditions."""
@@ -348,7 +350,7 @@ class APIServer:
             if body is not None:
                 return raw_response(body)
         if path == "/version":
-            return raw_response(self.version)
+            return web.Response(body=self.version, content_type="application/json")
         oidc_answer = self.service_accounts.discovery.serve(path)
         if oidc_answer is not None:
             return oidc_answer
@@ -450,7 +452,7 @@ async def status_middleware(request: web.Request, handler: Callable[[web.Request
     try:
         return await handler(request)
     except errors.StatusError as exc:
-        body = orjson.dumps(exc.status())
+        body = orjson.dumps(exc.status()) + b"\n"  # a Status ends with a newline, as kube encodes it
         resp = web.Response(status=exc.code, body=body, content_type="application/json")
         retry = (exc.details or {}).get("retryAfterSeconds")
         if retry:
@@ -463,7 +465,7 @@ async def status_middleware(request: web.Request, handler: Callable[[web.Request
     except Exception as exc:
         log.exception("internal error serving %s %s", request.method, request.path)
         err = errors.InternalError(f"Internal error occurred: {exc}", details={"causes": [{"message": str(exc)}]})
-        return web.Response(status=500, body=orjson.dumps(err.status()), content_type="application/json")
+        return web.Response(status=500, body=orjson.dumps(err.status()) + b"\n", content_type="application/json")
 
 
 async def make_app(settings: Settings, *, backend: Backend | None = None) -> web.Application:

@@ -259,7 +259,7 @@ def is_public_path(path: str, public_paths: Iterable[str]) -> bool:
 
 def unauthorized_response() -> web.Response:
     """kube-apiserver's 401: a `Status` with message and reason `Unauthorized`."""
-    body = orjson.dumps(Unauthorized("Unauthorized").status())
+    body = orjson.dumps(Unauthorized("Unauthorized").status()) + b"\n"
     return web.Response(status=401, body=body, content_type="application/json")
 
 

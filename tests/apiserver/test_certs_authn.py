@@ -60,9 +60,9 @@ from pykube_server.apiserver.authz import (
 from pykube_server.apiserver.kubeconfig import write_kubeconfig
 
 KUBECTL = "/usr/bin/kubectl"
-UNAUTHORIZED_BODY = (
+UNAUTHORIZED_BODY = (  # Go's json.Encoder ends every API object with a newline
     b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
-    b'"message":"Unauthorized","reason":"Unauthorized","code":401}'
+    b'"message":"Unauthorized","reason":"Unauthorized","code":401}\n'
 )
 VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.1"}
 TOKEN_FILE = 'tok-alice,alice,u-alice,"devs,qa"\ntok-bob,bob,u-bob\n'

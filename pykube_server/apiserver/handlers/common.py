@@ -82,6 +82,11 @@ def respond(call: Call, value: Any, status: int = 200, warnings: list[str] | Non
 
 def raw_response(body: bytes, content_type: str = "application/json", status: int = 200,
                  warnings: list[str] | None = None) -> web.Response:
+    """An API object's response. A JSON body ends with a newline, as kube-apiserver's encoder
+    (Go's json.Encoder) writes it: clients that compare error bodies verbatim see the same
+    bytes."""
+    if content_type.startswith("application/json") and not body.endswith(b"\n"):
+        body += b"\n"
     resp = web.Response(body=body, status=status, content_type=content_type)
     for w in warnings or ():
         resp.headers.add("Warning", '299 - ' + orjson.dumps(w).decode())

@@ -55,7 +55,7 @@ async def list_(call: Call) -> web.StreamResponse:
     if fmt == "json":
         head = b'{"kind":"%s","apiVersion":"%s","metadata":%s,"items":[' % (
             f"{spec.kind}List".encode(), spec.api_version.encode(), orjson.dumps(meta))
-        return raw_response(head + b",".join(o.raw for o in result.items) + b"]}")
+        return raw_response(head + b",".join(o.raw for o in result.items) + b"]}\n")
     objects = [o.decode() for o in result.items]
     if fmt == "table":
         return respond(call, table(call.store.strategy, objects, include_object=call.query("includeObject", "Metadata"),
