@@ -51,6 +51,7 @@ from pykube_server.kubelet.runtime import (
     ContainerConfig, ContainerState, ContainerStatus, IsolatingRuntime, Mount, PidSharingRuntime, RuntimeServiceError,
     SandboxConfig, SandboxState,
 )
+from pykube_server.kubelet.runtimes.standins import standin_for
 from pykube_server.kubelet.volumes import MountError, MountedVolume, SetupResult
 
 log = logging.getLogger(__name__)
@@ -422,7 +423,8 @@ class PodWorker:
         cid = await self.ctx.runtime.create_container(self._sandbox_id, config)
         self._waiting.pop(name, None)
         self._event(NORMAL, "Created", f"Created container: {name}", spec, init=init)
-        if not config.command and not config.args and self.ctx.runtime.name == "pykube":
+        if (not config.command and not config.args and self.ctx.runtime.name == "pykube"
+                and standin_for(image) is None):  # nginx/httpd get a stand-in server instead
             self._event(WARNING, "NoCommand", f'container "{name}" has neither command nor args and image '
                         f'"{image}" is not pulled: running a placeholder that waits until stopped', spec, init=init)
         try:

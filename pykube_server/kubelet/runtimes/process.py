@@ -6,8 +6,10 @@ Images are not pulled. How an image becomes something runnable:
   `sleep`, `python3`, ... from the host), in a new session, stdin closed;
 * with only `args`, the args run as they would in an image without an ENTRYPOINT (busybox,
   python);
-* with neither, the container is a placeholder that waits until it is stopped (the kubelet
-  says so in a Warning event);
+* with neither, images named `nginx`, `nginx-unprivileged` or `httpd` run a built-in static
+  HTTP server standing in for theirs (`standins/`: the pod IP, the image's port, document root,
+  default page and access log); any other image is a placeholder that waits until it is stopped
+  (the kubelet says so in a Warning event);
 * `PATH` starts with a per-image directory of host tools standing in for the image's: for
   `python*` images `python` and `python3` are this interpreter; `busybox` and `alpine` get bash as
   `sh` (like their ash, and unlike dash, it passes non-identifier variable names such as envFrom's
@@ -55,6 +57,7 @@ from pykube_server.kubelet.runtime import (
     SandboxState, SandboxStatus, StreamSession,
 )
 from pykube_server.kubelet.runtimes import mountpoints, nsenter
+from pykube_server.kubelet.runtimes.standins import standin_argv, standin_for
 from pykube_server.kubelet.runtimes.streams import AttachSession, ExecSession, attach_address
 
 log = logging.getLogger(__name__)
@@ -238,7 +241,11 @@ class ProcessRuntime:
         cdir = self.root / "containers" / cid
         cdir.mkdir()
         bindir = self._image_bin(config.image)
-        argv = image_argv(bindir, list(config.command) + list(config.args)) or list(PLACEHOLDER)
+        argv = image_argv(bindir, list(config.command) + list(config.args))
+        standin = standin_for(config.image)
+        if not argv and standin is not None:  # the image's own server, as nginx/httpd would run it
+            argv = standin_argv(standin, sandbox.get("ip") or "127.0.0.1", (m.container_path for m in config.mounts))
+        argv = argv or list(PLACEHOLDER)
         env = {"PATH": f"{bindir}:{DEFAULT_PATH}", **config.env}
         cwd = config.working_dir or str(self.root / "pods" / sandbox["uid"])
         log_path = self._pod_log_dir(sandbox) / config.name / f"{config.attempt}.log"
