@@ -11,10 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -141,3 +143,37 @@ def have_kubectl() -> bool:
 
 
 requires_kubectl = pytest.mark.skipif(not have_kubectl(), reason=f"{KUBECTL} is not installed on this machine")
+
+
+def read_until_closed(sock: Any, seconds: float = 20.0) -> bytes:
+    """Everything a port-forwarded socket (the official client's `portforward(...).socket(port)`)
+    sends until the far end closes it, or what came within `seconds`."""
+    import select
+
+    sock.setblocking(True)
+    data = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([sock], [], [], 1)
+        if ready:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    sock.close()
+    return data
+
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], *, what: str, timeout: float = 60.0, interval: float = 0.1) -> T:
+    """Poll `check` until it returns something true, and return that; fail the test after
+    `timeout` seconds naming `what` was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import socket
 import subprocess
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import KUBECTL, ServerProcess, requires_kubectl
+from tests.conftest import KUBECTL, ServerProcess, read_until_closed, requires_kubectl, wait_until
 
 pytestmark = requires_kubectl
 
@@ -33,13 +31,7 @@ def _free_port() -> int:
 
 
 def _wait(predicate, timeout: float = 60.0, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out")
+    return wait_until(predicate, what="the port-forward test's condition", timeout=timeout, interval=interval)
 
 
 @pytest.fixture(scope="module")
@@ -203,16 +195,7 @@ def test_python_client_portforward(cluster: ServerProcess, web_pod: tuple[str, s
     sock = pf.socket(8080)
     sock.setblocking(True)
     sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    data = b""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([sock], [], [], 1)
-        if ready:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    sock.close()
+    data = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.0 200"), data[:200]
     assert b"Directory listing" in data
     assert pf.error(8080) is None

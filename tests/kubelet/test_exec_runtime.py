@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,6 @@ from pykube_server.kubelet.runtime import (
 from pykube_server.kubelet.runtimes.fake import FakeRuntime
 from pykube_server.kubelet.runtimes.process import ProcessRuntime
 from tests.kubelet import runtime_contract as contract
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[ProcessRuntime]:
-    rt = ProcessRuntime(tmp_path / "rt")
-    try:
-        yield rt
-    finally:
-        await rt.aclose(stop=True)
 
 
 async def running(rt: ProcessRuntime, config: ContainerConfig = contract.RUNS) -> str:

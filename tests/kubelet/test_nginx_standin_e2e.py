@@ -7,29 +7,21 @@ the pod to leave Pending, forwards port 80 and expects 200 with `<h1>Welcome to 
 from __future__ import annotations
 
 import os
-import select
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.conftest import ServerProcess, requires_kubectl
+from tests.conftest import T, ServerProcess, read_until_closed, requires_kubectl, wait_until
 
-T = TypeVar("T")
 WELCOME = b"<h1>Welcome to nginx!</h1>"
 
 
 def _wait(predicate: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(predicate, what=what, timeout=timeout)
 
 
 def _core(cluster: ServerProcess) -> Any:
@@ -168,16 +160,7 @@ def test_python_client_portforward_to_nginx(cluster: ServerProcess, namespace: s
     sock = pf.socket(80)
     sock.setblocking(True)
     sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-    data = b""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([sock], [], [], 1)
-        if ready:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    sock.close()
+    data = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
     assert b"\r\nServer: nginx\r\n" in data and WELCOME in data
     assert pf.error(80) is None

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,6 @@ from tests.conftest import ServerProcess, requires_kubectl
 from tests.kubelet.test_pod_workers import env, make_pod  # noqa: F401  (env is a fixture)
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a PID namespace needs root (the runtime falls back)")
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[ProcessRuntime]:
-    rt = ProcessRuntime(tmp_path / "rt")
-    yield rt
-    for sandbox in await rt.list_pod_sandboxes():
-        await rt.remove_pod_sandbox(sandbox.id)
-    await rt.aclose(stop=True)
 
 
 async def _exited(rt: ProcessRuntime, cid: str, timeout: float = 10.0) -> None:

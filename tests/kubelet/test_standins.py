@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -75,15 +74,6 @@ def test_docroot_is_served_only_under_a_volume() -> None:
 
 
 # --- the server, through the process runtime and its shim ------------------------------------
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[ProcessRuntime]:
-    rt = ProcessRuntime(tmp_path / "rt")
-    yield rt
-    for sandbox in await rt.list_pod_sandboxes():
-        await rt.remove_pod_sandbox(sandbox.id)
-    await rt.aclose(stop=True)
-
 
 _HOSTS = itertools.count(2)
 
