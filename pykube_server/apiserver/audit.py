@@ -237,6 +237,25 @@ def _object_ref(info: RequestInfo) -> dict[str, Any] | None:
     return ref
 
 
+_REF_ORDER = ("resource", "namespace", "name", "uid", "apiGroup", "apiVersion", "resourceVersion", "subresource")
+"""audit.k8s.io ObjectReference's fields in the order kube writes them."""
+
+
+def _completed_ref(ref: dict[str, Any], obj: Any) -> dict[str, Any]:
+    """The objectRef with what the request's object names filled in where the URL did not, as
+    kube's LogRequestObject does for creates and updates (a create's name, an update's uid and
+    resourceVersion)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return ref
+    filled = dict(ref)
+    for key in ("namespace", "name", "uid", "resourceVersion"):
+        value = meta.get(key)
+        if not filled.get(key) and isinstance(value, str) and value:
+            filled[key] = value
+    return {k: filled[k] for k in _REF_ORDER if filled.get(k)}
+
+
 def _body(data: bytes, omit_managed_fields: bool, content_type: str = "application/json") -> Any:
     """A request or response body as the JSON object kube logs (protobuf and YAML decoded)."""
     try:
@@ -333,11 +352,13 @@ class Auditor:
 
     async def _complete(self, request: web.Request, record: _Record, response: web.StreamResponse) -> None:
         fields: dict[str, Any] = {}
-        if record.level in ("Request", "RequestResponse") and request.method in ("POST", "PUT", "PATCH") \
-                and record.info.resource_request and not _long_running(record.info):
+        if request.method in ("POST", "PUT", "PATCH") and record.info.resource_request \
+                and not _long_running(record.info):
             body = _body(await request.read(), record.omit_managed_fields,  # the handler's read, cached
                          request.headers.get("Content-Type", "application/json"))
-            if body is not None:
+            if request.method != "PATCH" and "objectRef" in record.base:  # a patch is not an object
+                record.base["objectRef"] = _completed_ref(record.base["objectRef"], body)
+            if body is not None and record.level in ("Request", "RequestResponse"):
                 fields["requestObject"] = body
         if record.level == "RequestResponse" and isinstance(response, web.Response) and response.body is not None \
                 and not record.started and response.content_type != "text/plain":

@@ -99,7 +99,8 @@ def test_kubectl_actions_are_recorded(audited: ServerProcess) -> None:
     cm = next(e for e in log if e.get("objectRef", {}).get("resource") == "configmaps" and e["verb"] == "create")
     assert cm["level"] == "RequestResponse" and cm["stage"] == "ResponseComplete"
     assert cm["user"]["username"] == "kubernetes-admin" and "system:masters" in cm["user"]["groups"]
-    assert cm["objectRef"] == {"resource": "configmaps", "namespace": "audited", "apiVersion": "v1"}
+    # the name comes from the created object, as kube's LogRequestObject fills it in
+    assert cm["objectRef"] == {"resource": "configmaps", "namespace": "audited", "name": "cm", "apiVersion": "v1"}
     assert cm["requestObject"]["data"] == {"k": "v"}
     assert cm["responseObject"]["metadata"]["name"] == "cm"
     assert cm["responseStatus"]["code"] == 201
@@ -107,6 +108,14 @@ def test_kubectl_actions_are_recorded(audited: ServerProcess) -> None:
     assert cm["sourceIPs"] == ["127.0.0.1"]
     secret = next(e for e in log if e.get("objectRef", {}).get("resource") == "secrets" and e["verb"] == "create")
     assert secret["level"] == "Metadata" and "requestObject" not in secret and "responseObject" not in secret
+    assert secret["objectRef"]["name"] == "s"
+    current = orjson.loads(audited.kubectl("get", "cm", "cm", "-n", "audited", "-o", "json").stdout)
+    current["data"] = {"k": "v2"}
+    audited.kubectl("replace", "-f", "-", input=orjson.dumps(current).decode())
+    update = next(e for e in events(audited) if e["verb"] == "update" and e["objectRef"].get("resource") == "configmaps")
+    assert list(update["objectRef"].items()) == [  # an update's uid and resourceVersion are the body's, in kube's order
+        ("resource", "configmaps"), ("namespace", "audited"), ("name", "cm"), ("uid", current["metadata"]["uid"]),
+        ("apiVersion", "v1"), ("resourceVersion", current["metadata"]["resourceVersion"])]
     missing = next(e for e in log if e.get("objectRef", {}).get("name") == "nope")
     assert missing["responseStatus"]["code"] == 404 and missing["responseStatus"]["reason"] == "NotFound"
     assert not any(e["requestURI"].startswith("/api?") or e["requestURI"] in ("/api", "/apis") for e in log)
