@@ -352,13 +352,15 @@ class Auditor:
 
     async def _complete(self, request: web.Request, record: _Record, response: web.StreamResponse) -> None:
         fields: dict[str, Any] = {}
-        if request.method in ("POST", "PUT", "PATCH") and record.info.resource_request \
-                and not _long_running(record.info):
+        logs_body = record.level in ("Request", "RequestResponse")
+        completes_ref = request.method != "PATCH" and "objectRef" in record.base  # a patch is not an object
+        if request.method in ("POST", "PUT", "PATCH") and (logs_body or completes_ref) \
+                and record.info.resource_request and not _long_running(record.info):
             body = _body(await request.read(), record.omit_managed_fields,  # the handler's read, cached
                          request.headers.get("Content-Type", "application/json"))
-            if request.method != "PATCH" and "objectRef" in record.base:  # a patch is not an object
+            if completes_ref:
                 record.base["objectRef"] = _completed_ref(record.base["objectRef"], body)
-            if body is not None and record.level in ("Request", "RequestResponse"):
+            if body is not None and logs_body:
                 fields["requestObject"] = body
         if record.level == "RequestResponse" and isinstance(response, web.Response) and response.body is not None \
                 and not record.started and response.content_type != "text/plain":

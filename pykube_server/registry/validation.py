@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pykube_server.api.fields import FieldError, Path, forbidden, invalid, required, too_long
+from pykube_server.api.memo import BoundedMemo
 
 NameRule = Callable[[str, bool], list[str]]
 """`(name, prefix) -> messages`; prefix is True when validating a generateName."""
@@ -201,10 +202,9 @@ def name_rule_for(group: str, plural: str) -> NameRule:
 
 # --- metadata sections ----------------------------------------------------------------------
 
-_VALID_LABELS: set[tuple[str, str]] = set()
+_VALID_LABELS: BoundedMemo[tuple[str, str], bool] = BoundedMemo(8192)
 """Label pairs already found valid: the same few labels come back on every object a controller
-creates from one template. Bounded by `_VALID_LABELS_MAX` (cleared when full)."""
-_VALID_LABELS_MAX = 8192
+creates from one template."""
 
 
 def validate_labels(labels: Mapping[str, Any], path: Path) -> list[FieldError]:
@@ -216,9 +216,7 @@ def validate_labels(labels: Mapping[str, Any], path: Path) -> list[FieldError]:
         if isinstance(value, str):  # (type errors are the decoder's business)
             found.extend(invalid(path, value, m) for m in is_valid_label_value(value))
             if not found:
-                if len(_VALID_LABELS) >= _VALID_LABELS_MAX:
-                    _VALID_LABELS.clear()
-                _VALID_LABELS.add((key, value))
+                _VALID_LABELS.put((key, value), True)
         errs.extend(found)
     return errs
 

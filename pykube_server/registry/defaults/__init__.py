@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from pykube_server.api.memo import BoundedMemo
 from pykube_server.registry.defaults import admissionpolicy, core, other, pods, workloads
 from pykube_server.registry.defaults.quantities import canonicalize_quantities, pod_spec_of
 
@@ -82,9 +83,9 @@ def default_status(group: str, kind: str, obj: Obj) -> None:
 
 
 POD_SPECS_REMEMBERED = 512
-_defaulted_pod_specs: dict[bytes, bytes] = {}
+_defaulted_pod_specs: BoundedMemo[bytes, bytes] = BoundedMemo(POD_SPECS_REMEMBERED)
 """A pod's spec as sent -> as defaulted (JSON): a controller creates its pods from one
-template, so all but the first skip the defaulting walk. Cleared when full."""
+template, so all but the first skip the defaulting walk."""
 
 
 def default_object(group: str, version: str, kind: str, obj: Obj) -> None:
@@ -110,9 +111,7 @@ def _default_pod(obj: Obj) -> None:
         obj["spec"] = orjson.loads(known)
         return
     _default("", "v1", "Pod", obj)
-    if len(_defaulted_pod_specs) >= POD_SPECS_REMEMBERED:
-        _defaulted_pod_specs.clear()
-    _defaulted_pod_specs[sent] = orjson.dumps(obj["spec"])
+    _defaulted_pod_specs.put(sent, orjson.dumps(obj["spec"]))
 
 
 def _default(group: str, version: str, kind: str, obj: Obj) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from pykube_server.api.fields import FieldError, Path, duplicate, forbidden, invalid, not_supported, required
+from pykube_server.api.memo import BoundedMemo
 from pykube_server.api.quantity import QuantityError, parse_quantity
 from pykube_server.registry.kind_validation.common import (
     NEGATIVE_ERR, SUPPORTED_PROTOCOLS, is_valid_port_name, is_valid_port_num,
@@ -202,9 +203,9 @@ def validate_pod_spec(spec: Any, path: Path) -> list[FieldError]:
 
 
 VALID_SPECS_MAX = 512
-_valid_specs: set[bytes] = set()
+_valid_specs: BoundedMemo[bytes, bool] = BoundedMemo(VALID_SPECS_MAX)
 """Pod specs (as JSON) already found valid: a controller creates its pods from one template,
-so all but the first of them skip the walk. Cleared when full."""
+so all but the first of them skip the walk."""
 
 
 def validate_pod(obj: Obj) -> list[FieldError]:
@@ -217,9 +218,7 @@ def validate_pod(obj: Obj) -> list[FieldError]:
         return []
     errs = validate_pod_spec(spec, Path("spec"))
     if not errs:
-        if len(_valid_specs) >= VALID_SPECS_MAX:
-            _valid_specs.clear()
-        _valid_specs.add(encoded)
+        _valid_specs.put(encoded, True)
     return errs
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from pykube_server.api import errors
+from pykube_server.api.memo import BoundedMemo
 from pykube_server.registry.managedfields import fieldpath as fp
 from pykube_server.registry.managedfields import typed
 from pykube_server.registry.managedfields.fieldpath import FieldSet, Path
@@ -207,7 +208,7 @@ def update_managed_fields(old: Obj | None, new: Obj, manager: str, operation: st
 
 CREATE_MEMO_ENTRIES = 512
 """Create entries remembered by the created object's shape (see `_create_shape`)."""
-_create_memo: dict[tuple[Kind, str, str, str, bytes], bytes] = {}
+_create_memo: BoundedMemo[tuple[Kind, str, str, str, bytes], bytes] = BoundedMemo(CREATE_MEMO_ENTRIES)
 
 _VALUE_FREE_META = frozenset({"name", "generateName", "namespace", "uid", "creationTimestamp", "resourceVersion"})
 """ObjectMeta fields whose string value never shapes a create's FieldsV1: the zero ObjectMeta
@@ -234,9 +235,7 @@ def _record_create(new: Obj, manager: str, operation: str, subresource: str, tim
         tree = orjson.loads(known)
     else:
         tree = _create_tree(new, subresource, kind)
-        if len(_create_memo) >= CREATE_MEMO_ENTRIES:
-            del _create_memo[next(iter(_create_memo))]
-        _create_memo[memo_key] = orjson.dumps(tree)
+        _create_memo.put(memo_key, orjson.dumps(tree))
     if tree:
         entry: Obj = {"manager": manager, "operation": operation, "apiVersion": kind.api_version}
         if time:
