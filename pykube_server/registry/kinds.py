@@ -11,15 +11,15 @@ import base64
 from contextvars import ContextVar
 from typing import Any
 
+from pykube_server.api.fields import FieldError
 from pykube_server.registry.crd.definition import CRDStrategy
 from pykube_server.registry.ephemeralcontainers import EphemeralContainersStrategy
+from pykube_server.registry.kind_validation import validate_object
+from pykube_server.registry.kind_validation.events import validate_event_update
 from pykube_server.registry.printers import columns_for
 from pykube_server.registry.servicealloc import ServiceAllocator, drop_type_dependent_fields, patch_allocated_values
 from pykube_server.registry.spec import ResourceSpec
 from pykube_server.registry.strategy import Strategy, meta_field
-from pykube_server.api.fields import FieldError
-from pykube_server.registry.kind_validation import validate_object
-from pykube_server.registry.kind_validation.events import validate_event_update
 from pykube_server.registry.validation import validate_object_meta, validate_path_segment_name
 
 Obj = dict[str, Any]
